@@ -1,0 +1,38 @@
+"""The `bpfleet` command: one entry point, a subcommand per job."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+DEFAULT_REGISTRY = "/var/lib/bpfleet/registry"
+
+
+def registry_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--registry", default=os.environ.get("BPFLEET_REGISTRY", DEFAULT_REGISTRY),
+                   help="program registry directory (default: $BPFLEET_REGISTRY or %(default)s)")
+
+
+def parser() -> argparse.ArgumentParser:
+    from bpfleet.commands import programs
+    from exporter import main as exporter_main
+
+    p = argparse.ArgumentParser(
+        prog="bpfleet",
+        description="Fleet-wide eBPF observability exporter and kernel hotpatch orchestrator.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    programs.add_parser(sub, registry_arg)
+    exporter_main.add_parser(sub, registry_arg)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

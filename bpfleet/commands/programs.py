@@ -1,0 +1,101 @@
+"""`bpfleet programs build|check|list`: the registry from the command line."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from bpfleet import build, registry as reg
+from bpfleet.problems import ProblemsError
+
+BUILTIN_DIR = Path(__file__).resolve().parent.parent.parent / "programs"
+
+
+def add_parser(sub, registry_arg) -> None:
+    p = sub.add_parser("programs", help="build, check and list registry programs",
+                       description="Build program directories into the registry, validate "
+                       "manifests against their objects' BTF, list what the registry holds.")
+    psub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    b = psub.add_parser("build", help="compile program directories into the registry",
+                        description="Compile each DIR (holding <name>.bpf.c and manifest.toml) with "
+                        "clang against vmlinux.h, check its manifest against the object's BTF and "
+                        "publish it as <registry>/<name>/<version>/. Rebuilding a released version "
+                        "with different content is an error. Without DIR, builds the built-in programs.")
+    b.add_argument("dirs", nargs="*", metavar="DIR", type=Path)
+    b.add_argument("-I", "--include", action="append", default=[], type=Path,
+                   help="extra include directory (the built-in one has vmlinux.h and bpfleet.h)")
+    b.add_argument("--json", action="store_true", help="print results as JSON")
+    registry_arg(b)
+    b.set_defaults(run=run_build)
+
+    c = psub.add_parser("check", help="validate manifests against their objects' BTF",
+                        description="Check every program in the registry (or only NAME[@VERSION] "
+                        "arguments): map exists, field exists, type fits, decoder applies. Reports "
+                        "all problems at once, each with file and field; exits 1 if any.")
+    c.add_argument("refs", nargs="*", metavar="NAME[@VERSION]")
+    c.add_argument("--json", action="store_true", help="print results as JSON")
+    registry_arg(c)
+    c.set_defaults(run=run_check)
+
+    ls = psub.add_parser("list", help="list programs and versions in the registry")
+    ls.add_argument("--json", action="store_true", help="print as JSON")
+    registry_arg(ls)
+    ls.set_defaults(run=run_list)
+
+
+def run_build(args) -> int:
+    dirs = args.dirs or sorted(d for d in BUILTIN_DIR.iterdir() if (d / "manifest.toml").is_file())
+    registry = Path(args.registry)
+    registry.mkdir(parents=True, exist_ok=True)
+    results = [build.build_dir(d, registry, args.include) for d in dirs]
+    if args.json:
+        print(json.dumps([r.as_dict() for r in results], indent=2))
+    else:
+        for r in results:
+            if r.problems:
+                print(f"FAIL  {r.ref or r.source}", file=sys.stderr)
+                for p in r.problems:
+                    print(f"      {p}", file=sys.stderr)
+            else:
+                print(f"{r.status:<9} {r.ref:<24} sha256:{r.digest}")
+    return 1 if any(r.problems for r in results) else 0
+
+
+def run_check(args) -> int:
+    registry = Path(args.registry)
+    refs = args.refs or reg.names(registry)
+    report, failed = [], False
+    for ref in refs:
+        name, _, version = ref.partition("@")
+        for v in ([version] if version else reg.versions(registry, name) or ["latest"]):
+            try:
+                problems = build.check_artifact(reg.resolve(registry, name, v))
+            except ProblemsError as e:
+                problems = e.problems
+            failed |= bool(problems)
+            report.append({"program": f"{name}@{v}", "ok": not problems,
+                           "problems": [p.as_dict() for p in problems]})
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for r in report:
+            print(f"{'ok' if r['ok'] else 'FAIL':<5} {r['program']}")
+            for p in r["problems"]:
+                where = f"{p['file']}: {p['field']}" if p["field"] else p["file"]
+                print(f"      {where}: {p['message']}")
+        if not report:
+            print(f"registry {registry} is empty", file=sys.stderr)
+    return 1 if failed or not report else 0
+
+
+def run_list(args) -> int:
+    registry = Path(args.registry)
+    rows = [{"name": n, "version": v, "digest": reg.read_index(registry / n / v).get("digest")}
+            for n in reg.names(registry) for v in reg.versions(registry, n)]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            print(f"{r['name']:<16} {r['version']:<10} sha256:{r['digest']}")
+    return 0

@@ -1,0 +1,287 @@
+"""Binding a manifest to its object's BTF: checks, and plans for turning map bytes into series.
+
+Pure: takes the manifest and plain facts about the object (its maps and BTF records), returns
+a `ProgramPlan` and every problem found, each naming the manifest file and field.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bpfleet import btf, decoders
+from bpfleet.layout import Field, flatten_key, member_path
+from bpfleet.manifest import Manifest, MetricSpec
+from bpfleet.problems import Problem
+
+METRIC_MAP_TYPES = {"hash", "array", "percpu_hash", "percpu_array", "lru_hash", "lru_percpu_hash"}
+GLOBAL_SECTIONS = (".bss", ".data", ".rodata")
+
+
+@dataclass(frozen=True)
+class LabelPlan:
+    name: str
+    offset: int
+    size: int
+    field: decoders.FieldKind
+    decoder: str
+    options: dict
+
+
+@dataclass(frozen=True)
+class Scalar:
+    """One number inside one CPU's copy of a value."""
+    offset: int
+    size: int
+    signed: bool = False
+
+
+@dataclass(frozen=True)
+class HistPlan:
+    offset: int
+    elem_size: int
+    slots: int
+    upper_bounds: tuple[float, ...]   # inclusive `le` bound of slots 0..n-2, scaled; last slot is +Inf
+    sum: Scalar | None
+
+
+@dataclass(frozen=True)
+class MetricPlan:
+    spec: MetricSpec
+    source: str           # map name, or data section (".bss") for globals
+    is_global: bool
+    percpu: bool
+    key_size: int
+    value_size: int
+    max_entries: int
+    labels: tuple[LabelPlan, ...]
+    merges: bool          # some key fields were dropped: equal label sets are added together
+    value: Scalar | None
+    hist: HistPlan | None
+
+
+@dataclass(frozen=True)
+class KnobPlan:
+    name: str
+    section: str
+    offset: int
+    size: int
+    signed: bool
+    default: int
+
+
+@dataclass(frozen=True)
+class EventPlan:
+    map: str
+    drops: Scalar | None
+    drops_section: str
+
+
+@dataclass(frozen=True)
+class ProgramPlan:
+    manifest: Manifest
+    metrics: tuple[MetricPlan, ...]
+    knobs: tuple[KnobPlan, ...]
+    events: tuple[EventPlan, ...]
+
+
+class _Binder:
+    def __init__(self, manifest: Manifest, maps: dict, records: list, program_types: list[str]):
+        self.m, self.maps, self.records, self.program_types = manifest, maps, records, program_types
+        self.problems: list[Problem] = []
+
+    def bad(self, where: str, message: str) -> None:
+        self.problems.append(Problem(self.m.path, where, message))
+
+    def globals(self) -> dict[str, tuple[str, int, btf.Type]]:
+        out = {}
+        for section in GLOBAL_SECTIONS:
+            for name, (offset, t) in btf.datasec_vars(self.records, section).items():
+                out[name] = (section, offset, t)
+        return out
+
+    def bind(self) -> ProgramPlan | None:
+        self.check_program_types()
+        gl = self.globals()
+        metrics = tuple(p for s in self.m.metrics if (p := self.metric(s, gl)) is not None)
+        knobs = tuple(k for k in (self.knob(s, gl) for s in self.m.knobs.values()) if k)
+        events = tuple(e for e in (self.event(s, gl) for s in self.m.events) if e)
+        return None if self.problems else ProgramPlan(self.m, metrics, knobs, events)
+
+    def check_program_types(self) -> None:
+        declared = set(self.m.program_types)
+        for t in sorted(set(self.program_types) - declared):
+            self.bad("requires.program_types", f"the object has {t!r} programs; list {t!r} here")
+
+    def metric(self, s: MetricSpec, gl: dict) -> MetricPlan | None:
+        before = len(self.problems)
+        if s.global_ is not None:
+            plan = self.global_metric(s, gl)
+        else:
+            plan = self.map_metric(s)
+        return plan if len(self.problems) == before else None
+
+    def global_metric(self, s: MetricSpec, gl: dict) -> MetricPlan | None:
+        if s.global_ not in gl:
+            self.bad(f"{s.where}.global", f"no global variable {s.global_!r} in the object "
+                     f"(globals: {', '.join(sorted(gl)) or 'none'})")
+            return None
+        section, offset, t = gl[s.global_]
+        value = self.scalar(t, f"{s.where}.global", offset)
+        return MetricPlan(s, section, True, False, 4, 0, 1, (), False, value, None)
+
+    def map_metric(self, s: MetricSpec) -> MetricPlan | None:
+        info = self.maps.get(s.map)
+        if info is None:
+            names = sorted(n for n in self.maps if "." not in n)
+            self.bad(f"{s.where}.map", f"no map {s.map!r} in the object (maps: {', '.join(names) or 'none'})")
+            return None
+        if info.type not in METRIC_MAP_TYPES:
+            self.bad(f"{s.where}.map", f"map {s.map!r} is a {info.type} map; metrics come from "
+                     f"{', '.join(sorted(METRIC_MAP_TYPES))}")
+            return None
+        if not info.key_type_id or not info.value_type_id:
+            self.bad(f"{s.where}.map", f"map {s.map!r} has no BTF key/value types; declare it with "
+                     "__type(key, ...) and __type(value, ...)")
+            return None
+        key_t = btf.resolve(self.records, info.key_type_id)
+        value_t = btf.resolve(self.records, info.value_type_id)
+        labels, merges = self.labels(s, flatten_key(key_t))
+        value = hist = None
+        if s.type == "histogram":
+            hist = self.hist(s, value_t)
+        else:
+            value = self.value(s, value_t)
+        if s.per_cpu == "cpu" and "percpu" not in info.type:
+            self.bad(f"{s.where}.per_cpu", f"map {s.map!r} is not a per-CPU map")
+        return MetricPlan(s, s.map, False, "percpu" in info.type, info.key_size, info.value_size,
+                          info.max_entries, labels, merges, value, hist)
+
+    def labels(self, s: MetricSpec, fields: list[Field]) -> tuple[tuple[LabelPlan, ...], bool]:
+        by_name = {f.path: f for f in fields}
+        for name in s.labels:
+            if name not in by_name:
+                self.bad(f"{s.where}.labels.{name}", f"the key of map {s.map!r} has no field "
+                         f"{name!r} (fields: {', '.join(by_name) or 'none'})")
+        plans, merges = [], False
+        for f in fields:
+            spec = s.labels.get(f.path)
+            if spec is not None and spec.drop:
+                merges = True
+                continue
+            where = f"{s.where}.labels.{f.path}"
+            if f.kind is None:
+                self.bad(where, f"key field {f.path!r} has type {f.type_name}, which can't be a label"
+                         " (drop it with drop = true)")
+                continue
+            decoder = (spec.decoder if spec and spec.decoder else decoders.default_decoder_name(f.kind))
+            options = spec.options if spec else {}
+            if decoder not in decoders.DECODERS:
+                self.bad(f"{where}.decoder", f"unknown decoder {decoder!r} (known: "
+                         f"{', '.join(sorted(decoders.DECODERS))})")
+                continue
+            reason = decoders.DECODERS[decoder].check(f.kind, options)
+            if reason:
+                self.bad(f"{where}.decoder", f"decoder {decoder!r} does not fit field {f.path!r} "
+                         f"({f.type_name}): {reason}")
+                continue
+            plans.append(LabelPlan(spec.name if spec else f.path, f.offset, f.kind.size, f.kind,
+                                   decoder, options))
+        return tuple(plans), merges
+
+    def scalar(self, t: btf.Type, where: str, offset: int = 0) -> Scalar | None:
+        if isinstance(t, (btf.Int, btf.Enum)) and t.size in (1, 2, 4, 8):
+            return Scalar(offset, t.size, t.signed)
+        self.bad(where, f"expected an integer, found {_type_name(t)}")
+        return None
+
+    def value(self, s: MetricSpec, t: btf.Type) -> Scalar | None:
+        where = f"{s.where}.value" if s.value else f"{s.where}.map"
+        if s.value is None:
+            if isinstance(t, btf.Struct):
+                names = ", ".join(m.name for m in t.members)
+                self.bad(f"{s.where}.value", f"the value of map {s.map!r} is struct {t.name} "
+                         f"({names}): pick the field with value = \"...\"")
+                return None
+            return self.scalar(t, where)
+        found = member_path(t, s.value)
+        if found is None:
+            self.bad(where, f"the value of map {s.map!r} ({_type_name(t)}) has no field {s.value!r}")
+            return None
+        offset, ft = found
+        return self.scalar(ft, where, offset)
+
+    def hist(self, s: MetricSpec, t: btf.Type) -> HistPlan | None:
+        b = s.buckets
+        where = f"{s.where}.buckets.field"
+        offset, arr = 0, t
+        if b.field is not None:
+            found = member_path(t, b.field)
+            if found is None:
+                self.bad(where, f"the value of map {s.map!r} ({_type_name(t)}) has no field {b.field!r}")
+                return None
+            offset, arr = found
+        if not (isinstance(arr, btf.Array) and isinstance(arr.elem, btf.Int) and arr.elem.size in (4, 8)):
+            self.bad(where, f"expected an array of u32/u64 counters, found {_type_name(arr)}")
+            return None
+        total = None
+        if s.sum is not None:
+            found = member_path(t, s.sum)
+            if found is None:
+                self.bad(f"{s.where}.sum", f"the value of map {s.map!r} has no field {s.sum!r}")
+            else:
+                total = self.scalar(found[1], f"{s.where}.sum", found[0])
+        return HistPlan(offset, arr.elem.size, arr.length,
+                        upper_bounds(b, arr.length, s.scale), total)
+
+    def knob(self, k, gl: dict) -> KnobPlan | None:
+        where = f"knobs.{k.name}"
+        if k.name not in gl or gl[k.name][0] != ".rodata":
+            self.bad(where, f"no `const volatile` global {k.name!r} in the object's .rodata")
+            return None
+        section, offset, t = gl[k.name]
+        sc = self.scalar(t, where, offset)
+        return KnobPlan(k.name, section, offset, sc.size, sc.signed, int(k.default)) if sc else None
+
+    def event(self, e, gl: dict) -> EventPlan | None:
+        info = self.maps.get(e.map)
+        if info is None or info.type != "ringbuf":
+            self.bad(f"{e.where}.map", f"no ring buffer map {e.map!r} in the object")
+            return None
+        if e.drops is None:
+            return EventPlan(e.map, None, "")
+        if e.drops not in gl:
+            self.bad(f"{e.where}.drops", f"no global variable {e.drops!r} in the object")
+            return None
+        section, offset, t = gl[e.drops]
+        sc = self.scalar(t, f"{e.where}.drops", offset)
+        return EventPlan(e.map, sc, section) if sc else None
+
+
+def upper_bounds(b, slots: int, scale: float) -> tuple[float, ...]:
+    """Inclusive upper bound of every slot but the last (which is +Inf), in scaled units.
+
+    log2: slot 0 holds 0, slot s >= 1 holds (2^(s-2), 2^(s-1)]. linear: slot i holds integers in
+    [min + i*width, min + (i+1)*width), so its inclusive bound is min + (i+1)*width - 1."""
+    if b.scheme == "log2":
+        raw = [0] + [2 ** (s - 1) for s in range(1, slots - 1)]
+    else:
+        raw = [b.min + (i + 1) * b.width - 1 for i in range(slots - 1)]
+    return tuple(r * scale for r in raw)
+
+
+def _type_name(t: btf.Type) -> str:
+    if isinstance(t, btf.Struct):
+        return f"{'union' if t.union else 'struct'} {t.name}"
+    if isinstance(t, btf.Enum):
+        return f"enum {t.name}"
+    return t.name
+
+
+def bind(manifest: Manifest, maps: dict, records: list,
+         program_types: list[str]) -> tuple[ProgramPlan | None, list[Problem]]:
+    b = _Binder(manifest, maps, records, program_types)
+    try:
+        plan = b.bind()
+    except btf.BtfError as e:
+        b.bad("", f"object BTF: {e}")
+        plan = None
+    return plan, b.problems

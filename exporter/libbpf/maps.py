@@ -1,0 +1,109 @@
+"""Reading and writing BPF maps (batch syscalls first) and consuming ring buffers."""
+from __future__ import annotations
+
+import ctypes as C
+import errno
+from typing import Callable
+
+from . import ffi, uapi
+from .ffi import LibbpfError
+
+_BATCH_UNSUPPORTED = {errno.EINVAL, errno.ENOTSUP, 524}  # 524: ENOTSUPP, the kernel-internal one
+
+
+def _round8(n: int) -> int:
+    return (n + 7) & ~7
+
+
+class MapReader:
+    """Reads a whole map into two flat buffers, reusing them scrape after scrape.
+
+    Per-CPU maps return each value as `ncpus` slots of round_up(value_size, 8) bytes, as the
+    kernel lays them out."""
+
+    def __init__(self, fd: int, key_size: int, value_size: int, max_entries: int, ncpus: int = 1):
+        self.fd, self.key_size, self.max_entries = fd, key_size, max(max_entries, 1)
+        self.value_stride = _round8(value_size) * ncpus if ncpus > 1 else value_size
+        self._keys = C.create_string_buffer(self.key_size * self.max_entries)
+        self._values = C.create_string_buffer(self.value_stride * self.max_entries)
+        self._token_in = C.create_string_buffer(max(key_size, 8))
+        self._token_out = C.create_string_buffer(max(key_size, 8))
+        self._opts = uapi.bpf_map_batch_opts(C.sizeof(uapi.bpf_map_batch_opts), 0, 0)
+        self.batch = True
+
+    def read(self) -> tuple[memoryview, memoryview, int]:
+        """-> (keys, values, count): views into the reader's buffers, valid until the next read."""
+        n = self._read_batch() if self.batch else None
+        if n is None:
+            self.batch = False
+            n = self._read_iter()
+        return (memoryview(self._keys).cast("B")[: n * self.key_size],
+                memoryview(self._values).cast("B")[: n * self.value_stride], n)
+
+    def _read_batch(self) -> int | None:
+        done, token = 0, None
+        while done < self.max_entries:
+            count = C.c_uint32(self.max_entries - done)
+            rc = ffi._lookup_batch(self.fd, token, self._token_out,
+                                   C.byref(self._keys, done * self.key_size),
+                                   C.byref(self._values, done * self.value_stride),
+                                   C.byref(count), C.byref(self._opts))
+            err = -rc if rc < 0 else 0
+            if rc < 0 and err in _BATCH_UNSUPPORTED and done == 0:
+                return None
+            if rc < 0 and err != errno.ENOENT:
+                raise LibbpfError(f"batch lookup on map fd {self.fd}", err)
+            done += count.value
+            if rc < 0:  # ENOENT: no more elements
+                return done
+            C.memmove(self._token_in, self._token_out, len(self._token_in))
+            token = self._token_in
+        return done
+
+    def _read_iter(self) -> int:
+        n, prev = 0, None
+        key = C.create_string_buffer(self.key_size)
+        while n < self.max_entries and ffi._get_next_key(self.fd, prev, key) == 0:
+            C.memmove(C.byref(self._keys, n * self.key_size), key, self.key_size)
+            if ffi._lookup_elem(self.fd, key, C.byref(self._values, n * self.value_stride)) == 0:
+                n += 1
+            prev = C.byref(self._keys, (n - 1) * self.key_size) if n else key
+        return n
+
+
+def update_batch(fd: int, keys: bytes, values: bytes, count: int) -> None:
+    n = C.c_uint32(count)
+    opts = uapi.bpf_map_batch_opts(C.sizeof(uapi.bpf_map_batch_opts), 0, 0)
+    ffi._check(ffi._update_batch(fd, keys, values, C.byref(n), C.byref(opts)),
+               f"batch update on map fd {fd}")
+
+
+def lookup(fd: int, key: bytes, value_size: int) -> bytes | None:
+    out = C.create_string_buffer(value_size)
+    return out.raw if ffi._lookup_elem(fd, key, out) == 0 else None
+
+
+def update(fd: int, key: bytes, value: bytes) -> None:
+    ffi._check(ffi._update_elem(fd, key, value, 0), f"update map fd {fd}")
+
+
+class RingBuffer:
+    """A libbpf ring_buffer over one map; `on_event(bytes)` runs in the consuming thread."""
+
+    def __init__(self, fd: int, on_event: Callable[[bytes], None]):
+        def cb(_ctx, data, size):
+            on_event(C.string_at(data, size))
+            return 0
+        self._cb = ffi._RINGBUF_FN(cb)  # keep alive as long as the ring buffer
+        self._rb = ffi._check_ptr(ffi._ringbuf_new(fd, self._cb, None, None), f"ring buffer fd {fd}")
+
+    def poll(self, timeout_ms: int) -> int:
+        return ffi._ringbuf_poll(self._rb, timeout_ms)
+
+    def consume(self) -> int:
+        return ffi._ringbuf_consume(self._rb)
+
+    def close(self) -> None:
+        if self._rb:
+            ffi._ringbuf_free(self._rb)
+            self._rb = None

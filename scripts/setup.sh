@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Idempotent machine setup for bpfleet, sourced by run-exporter.sh and run-tests.sh.
+# Installs Debian packages, mounts the kernel filesystems BPF needs, creates the
+# virtualenv and builds the program registry. Safe to run again and again.
+set -euo pipefail
+
+BPFLEET_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export BPFLEET_ROOT
+VENV="$BPFLEET_ROOT/.venv"
+export BPFLEET_REGISTRY=${BPFLEET_REGISTRY:-/var/lib/bpfleet/registry}
+
+APT_PACKAGES=(clang llvm libbpf-dev libbpf1 bpftool python3-bpfcc python3-venv python3-dev
+              prometheus bpftrace iproute2 util-linux procps curl)
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+require_root() {
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "bpfleet setup: must run as root (BPF programs are loaded into the kernel)" >&2
+        exit 1
+    fi
+}
+
+install_apt_packages() {
+    local missing=()
+    for p in "${APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return
+    say "apt-get install ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # The prometheus package would start a server through systemd or its init script;
+    # policy-rc.d keeps package installs from starting services.
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    rm -f /usr/sbin/policy-rc.d
+}
+
+mount_kernel_filesystems() {
+    mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+    mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing
+    mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug || true
+}
+
+create_venv() {
+    # Debian's python3 with system site packages: bcc's Python bindings come from
+    # python3-bpfcc (never from PyPI, whose "bcc" is an unrelated project).
+    if [ ! -x "$VENV/bin/python" ]; then
+        say "creating virtualenv $VENV"
+        /usr/bin/python3 -m venv --system-site-packages "$VENV"
+    fi
+    local stamp="$VENV/.pyproject.sha256"
+    local want
+    want=$(sha256sum "$BPFLEET_ROOT/pyproject.toml" | cut -d' ' -f1)
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        say "pip install -e .[test]"
+        "$VENV/bin/pip" install -q --disable-pip-version-check -e "$BPFLEET_ROOT[test]"
+        echo "$want" > "$stamp"
+    fi
+}
+
+build_registry() {
+    say "building programs into $BPFLEET_REGISTRY"
+    "$VENV/bin/bpfleet" programs build --registry "$BPFLEET_REGISTRY" "$BPFLEET_ROOT"/programs/*/
+}
+
+bpfleet_setup() {
+    require_root
+    install_apt_packages
+    mount_kernel_filesystems
+    create_venv
+    build_registry
+}
