@@ -48,6 +48,7 @@ class MetricPlan:
     spec: MetricSpec
     source: str           # map name, or data section (".bss") for globals
     is_global: bool
+    map_type: str         # libbpf's name of the map type ("percpu_array", ...); "" for globals
     percpu: bool
     key_size: int
     value_size: int
@@ -126,7 +127,7 @@ class _Binder:
             return None
         section, offset, t = gl[s.global_]
         value = self.scalar(t, f"{s.where}.global", offset)
-        return MetricPlan(s, section, True, False, 4, 0, 1, (), False, value, None)
+        return MetricPlan(s, section, True, "", False, 4, 0, 1, (), False, value, None)
 
     def map_metric(self, s: MetricSpec) -> MetricPlan | None:
         info = self.maps.get(s.map)
@@ -152,7 +153,7 @@ class _Binder:
             value = self.value(s, value_t)
         if s.per_cpu == "cpu" and "percpu" not in info.type:
             self.bad(f"{s.where}.per_cpu", f"map {s.map!r} is not a per-CPU map")
-        return MetricPlan(s, s.map, False, "percpu" in info.type, info.key_size, info.value_size,
+        return MetricPlan(s, s.map, False, info.type, "percpu" in info.type, info.key_size, info.value_size,
                           info.max_entries, labels, merges, value, hist)
 
     def labels(self, s: MetricSpec, fields: list[Field]) -> tuple[tuple[LabelPlan, ...], bool]:

@@ -1,0 +1,170 @@
+"""The exporter process: wiring config, supervisor, HTTP, admin socket, signals and shutdown."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from bpfleet.problems import ProblemsError
+from exporter import config as config_mod
+from exporter import libbpf, selfmetrics
+from exporter.admin import make_admin_server
+from exporter.exposition import render
+from exporter.http import make_server
+from exporter.supervisor import Supervisor
+
+log = logging.getLogger("bpfleet.exporter")
+RING_POLL_SECONDS = 0.2
+
+
+class Exporter:
+    def __init__(self, config: config_mod.Config, registry: str):
+        self.config = config
+        self.supervisor = Supervisor(registry, config.pin_root, config.source)
+        self._scrape_lock = threading.Lock()
+        self.last_scrape_seconds: float | None = None
+        self.started = time.time()
+
+    def scrape(self) -> bytes:
+        with self._scrape_lock:
+            t0 = time.perf_counter()
+            families, stats, errors = self.supervisor.collect()
+            with self.supervisor.lock:
+                families += selfmetrics.families(self.supervisor, stats, errors, self.last_scrape_seconds)
+            body = render(families)
+            self.last_scrape_seconds = time.perf_counter() - t0
+            return body
+
+    def status(self) -> dict:
+        return {"config": self.config.source, "registry": str(self.supervisor.registry),
+                "pid": os.getpid(), "uptime_seconds": round(time.time() - self.started, 3),
+                "kernel": os.uname().release, "programs": self.supervisor.status()}
+
+    def reload(self) -> dict:
+        """Re-read the config file and apply it. -> {where: error} for what went wrong."""
+        if self.config.source == config_mod.default_config().source:
+            new = config_mod.default_config()
+        else:
+            try:
+                new = config_mod.load(self.config.source)
+            except ProblemsError as e:
+                log.error("reload: config not applied:\n%s", e)
+                return {p.field or p.file: str(p) for p in e.problems}
+        self.config = new
+        results = self.supervisor.apply(new)
+        return {n: e for n, e in results.items() if e}
+
+    def consume_events_forever(self, stop: threading.Event) -> None:
+        while not stop.wait(RING_POLL_SECONDS):
+            try:
+                self.supervisor.consume_events()
+            except Exception:
+                log.exception("ring buffer consumer")
+
+
+def prepare_kernel_filesystems() -> None:
+    """bpffs for pins, tracefs for tracepoint ids; mount what is missing (we run as root)."""
+    for fstype, path in (("bpf", "/sys/fs/bpf"), ("tracefs", "/sys/kernel/tracing")):
+        if subprocess.run(["mountpoint", "-q", path]).returncode != 0:
+            r = subprocess.run(["mount", "-t", fstype, fstype, path], capture_output=True, text=True)
+            if r.returncode != 0:
+                raise SystemExit(f"bpfleet exporter: {path} is not mounted and mounting it failed: {r.stderr.strip()}")
+            log.info("mounted %s on %s", fstype, path)
+
+
+def clean_stale_pins(pin_root: str) -> None:
+    """Pins left by a crashed exporter keep programs attached; remove them before we start."""
+    if os.path.isdir(pin_root) and os.listdir(pin_root):
+        log.warning("removing pins left behind by a previous run under %s", pin_root)
+        shutil.rmtree(pin_root, ignore_errors=True)
+
+
+def print_check_report(exporter: Exporter) -> bool:
+    status = exporter.status()["programs"]
+    ok = all(s["state"] == "attached" for s in status) and bool(status)
+    for s in status:
+        mark = "ok  " if s["state"] == "attached" else "FAIL"
+        print(f"{mark} {s['name']}@{s['version'] or s['wanted_version']}: {s['state']}"
+              + (f" — {s['error']}" if s["error"] else ""))
+        if s.get("verifier_log"):
+            print("     " + s["verifier_log"].replace("\n", "\n     "))
+    return ok
+
+
+def run_exporter(args) -> int:
+    logging.basicConfig(level=os.environ.get("BPFLEET_LOG", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if os.geteuid() != 0:
+        print("bpfleet exporter: must run as root (it loads BPF programs)", file=sys.stderr)
+        return 2
+    try:
+        cfg = config_mod.load(args.config)
+        listen = args.listen or cfg.listen
+        host, port = config_mod.parse_listen(listen, "--listen" if args.listen else cfg.source)
+    except ProblemsError as e:
+        print(f"bpfleet exporter: bad config:\n{e}", file=sys.stderr)
+        return 2
+    registry = cfg.registry or args.registry
+    prepare_kernel_filesystems()
+    clean_stale_pins(cfg.pin_root)
+    stats_fd = libbpf.enable_stats()
+    exporter = Exporter(cfg, registry)
+    stop = threading.Event()
+    try:
+        errors = exporter.supervisor.apply(cfg)
+        failed = {n: e for n, e in errors.items() if e}
+        if args.check:
+            ok = print_check_report(exporter)
+            body = exporter.scrape()
+            print(f"scrape: {len(body)} bytes, {exporter.last_scrape_seconds * 1000:.1f} ms")
+            return 0 if ok else 1
+        if failed and args.strict:
+            log.error("--strict: %d program(s) failed to load: %s", len(failed), ", ".join(failed))
+            return 1
+        return serve(exporter, host, port, stop)
+    finally:
+        stop.set()
+        exporter.supervisor.close()
+        shutil.rmtree(cfg.pin_root, ignore_errors=True)
+        os.close(stats_fd)
+
+
+def serve(exporter: Exporter, host: str, port: int, stop: threading.Event) -> int:
+    try:
+        http = make_server(host, port, exporter)
+    except OSError as e:
+        log.error("cannot listen on %s:%d: %s", host, port, e)
+        return 1
+    admin = make_admin_server(exporter.config.admin_socket, exporter)
+    threads = [threading.Thread(target=http.serve_forever, name="http", daemon=True),
+               threading.Thread(target=admin.serve_forever, name="admin", daemon=True),
+               threading.Thread(target=exporter.consume_events_forever, args=(stop,), name="ringbuf", daemon=True)]
+    for t in threads:
+        t.start()
+    hup = threading.Event()
+    signal.signal(signal.SIGHUP, lambda *_: hup.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    log.info("serving http://%s:%d/metrics (admin socket %s)", host, port, exporter.config.admin_socket)
+    print(json.dumps({"event": "ready", "listen": f"{host}:{port}",
+                      "admin_socket": exporter.config.admin_socket}), flush=True)
+    while not stop.is_set():
+        if hup.wait(0.5):
+            hup.clear()
+            log.info("SIGHUP: reloading %s", exporter.config.source)
+            exporter.reload()
+    log.info("shutting down")
+    http.shutdown()
+    admin.shutdown()
+    admin.server_close()
+    try:
+        os.unlink(exporter.config.admin_socket)
+    except OSError:
+        pass
+    return 0

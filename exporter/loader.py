@@ -1,0 +1,239 @@
+"""Loading one registry artifact into the kernel and reading it back as metric families."""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+
+from bpfleet import btf, manifest as manifest_mod, schema
+from bpfleet.problems import Problem, ProblemsError
+from bpfleet.registry import Artifact
+from exporter import libbpf
+from exporter.collect import MetricCollector, scalar_format
+from exporter.exposition import Family
+
+VERIFIER_TAIL_LINES = 30
+# libbpf can't probe "tracing" (tp_btf and fentry share it, and only the attach type tells
+# them apart), so that one is left to the load itself to report.
+UNPROBEABLE_TYPES = {"tracing"}
+
+
+class LoadError(Exception):
+    """A program could not be loaded or attached; `where` is the file (and field) to blame."""
+
+    def __init__(self, where: str, message: str, log_tail: str = ""):
+        self.where, self.message, self.log_tail = where, message, log_tail
+        super().__init__(f"{where}: {message}" + (f"\n{log_tail}" if log_tail else ""))
+
+    @classmethod
+    def from_problems(cls, problems: list[Problem]) -> "LoadError":
+        first = problems[0]
+        where = f"{first.file}: {first.field}" if first.field else first.file
+        rest = "".join(f"\n{p}" for p in problems[1:])
+        return cls(where, first.message + rest)
+
+
+@dataclass
+class MapStat:
+    map: str
+    entries: int
+    max_entries: int
+    read_seconds: float
+
+
+@dataclass
+class RingStat:
+    map: str
+    events: int = 0
+    drops: int = 0
+
+
+@dataclass
+class LoadedProgram:
+    artifact: Artifact
+    plan: schema.ProgramPlan
+    obj: libbpf.BpfObject
+    pin_dir: str
+    knobs: dict
+    collectors: list = field(default_factory=list)     # (MetricCollector, map name)
+    readers: dict = field(default_factory=dict)        # map name -> MapReader
+    rings: list = field(default_factory=list)          # (RingBuffer, RingStat, EventPlan)
+    loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def name(self) -> str:
+        return self.artifact.name
+
+    def collect(self) -> tuple[list[Family], list[MapStat]]:
+        """Read every map once and build this program's families."""
+        data, stats = {}, []
+        for name, reader in self.readers.items():
+            t0 = time.perf_counter()
+            data[name] = reader.read()
+            stats.append(MapStat(name, data[name][2], reader.max_entries, time.perf_counter() - t0))
+        return [c.family(*data[m]) for c, m in self.collectors], stats
+
+    def consume_events(self) -> None:
+        for rb, _stat, _plan in self.rings:
+            rb.consume()
+
+    def ring_stats(self) -> list[RingStat]:
+        for _rb, stat, plan in self.rings:
+            if plan.drops:
+                stat.drops = self._read_global(plan.drops_section, plan.drops)
+        return [s for _rb, s, _p in self.rings]
+
+    def _read_global(self, section: str, sc: schema.Scalar) -> int:
+        map_name = self.obj.section_map(section)
+        info = self.obj.maps()[map_name]
+        raw = libbpf.lookup(self.obj.map_fd(map_name), b"\0\0\0\0", info.value_size) or b""
+        return scalar_format([sc], len(raw)).unpack(raw)[0] if len(raw) >= sc.offset + sc.size else 0
+
+    def program_stats(self) -> dict[str, libbpf.KernelStats]:
+        return {n: libbpf.prog_stats(fd) for n, fd in self.obj.program_fds().items()}
+
+    def close(self) -> None:
+        for rb, _s, _p in self.rings:
+            rb.close()
+        self.rings.clear()
+        self.obj.close()
+        shutil.rmtree(self.pin_dir, ignore_errors=True)
+        parent = os.path.dirname(self.pin_dir)
+        if os.path.isdir(parent) and not os.listdir(parent):
+            os.rmdir(parent)
+
+
+def _plan(artifact: Artifact, obj: libbpf.BpfObject) -> schema.ProgramPlan:
+    m, problems = manifest_mod.load(str(artifact.manifest_path))
+    if problems:
+        raise LoadError.from_problems(problems)
+    plan, problems = schema.bind(m, obj.maps(), obj.btf_records(), [p.type for p in obj.programs()])
+    if problems:
+        raise LoadError.from_problems(problems)
+    return plan
+
+
+def _probe(plan: schema.ProgramPlan) -> None:
+    for t in plan.manifest.program_types:
+        if t in UNPROBEABLE_TYPES:
+            continue
+        if t not in libbpf.known_prog_types():
+            raise LoadError(f"{plan.manifest.path}: requires.program_types",
+                            f"unknown program type {t!r} (libbpf knows: "
+                            f"{', '.join(sorted(libbpf.known_prog_types()))})")
+        if not libbpf.probe_prog_type(t):
+            raise LoadError(f"{plan.manifest.path}: requires.program_types",
+                            f"this kernel does not allow BPF programs of type {t!r}")
+
+
+def knob_bytes(plan: schema.ProgramPlan, knobs: dict, where: str) -> dict[str, bytes]:
+    """Encode knob values (config overrides, else manifest defaults), checking names and ranges."""
+    problems, out = [], {}
+    by_name = {k.name: k for k in plan.knobs}
+    for name in knobs:
+        if name not in by_name:
+            problems.append(Problem(where, f"knobs.{name}", f"{plan.manifest.name} has no knob {name!r} "
+                                    f"(knobs: {', '.join(by_name) or 'none'})"))
+    for k in plan.knobs:
+        v = knobs.get(k.name, k.default)
+        if isinstance(v, bool) or isinstance(v, int):
+            try:
+                out[k.name] = int(v).to_bytes(k.size, "little", signed=k.signed)
+                continue
+            except OverflowError:
+                pass
+        problems.append(Problem(where, f"knobs.{k.name}", f"{v!r} does not fit a "
+                                f"{'signed' if k.signed else 'unsigned'} {k.size * 8}-bit knob"))
+    if problems:
+        raise ProblemsError(problems)
+    return out
+
+
+def _reuse_maps(obj: libbpf.BpfObject, old: LoadedProgram) -> list[str]:
+    """Share the old version's maps where layouts match, so counts carry over untouched."""
+    new_maps, old_maps = obj.maps(), old.obj.maps()
+    new_btf, old_btf = obj.btf_records(), old.obj.btf_records()
+    reused = []
+    for name, info in new_maps.items():
+        prev = old_maps.get(name)
+        if "." in name or prev is None or info.type == "ringbuf":
+            continue
+        same_shape = (info.type, info.key_size, info.value_size, info.max_entries) == \
+                     (prev.type, prev.key_size, prev.value_size, prev.max_entries)
+        if same_shape and _same_type(new_btf, info.key_type_id, old_btf, prev.key_type_id) \
+                and _same_type(new_btf, info.value_type_id, old_btf, prev.value_type_id):
+            obj.reuse_map(name, old.obj.map_fd(name))
+            reused.append(name)
+    return reused
+
+
+def _same_type(a_recs, a_id, b_recs, b_id) -> bool:
+    if not a_id or not b_id:
+        return a_id == b_id
+    return btf.resolve(a_recs, a_id) == btf.resolve(b_recs, b_id)
+
+
+def load_program(artifact: Artifact, knobs: dict, pin_root: str, config_where: str,
+                 previous: LoadedProgram | None = None) -> tuple[LoadedProgram, list[str]]:
+    """Open, check, set knobs, load and attach `artifact`. -> (program, maps shared with `previous`)."""
+    try:
+        obj = libbpf.BpfObject(str(artifact.object_path))
+    except libbpf.LibbpfError as e:
+        raise LoadError(str(artifact.object_path), f"not a loadable BPF object: {e}")
+    try:
+        plan = _plan(artifact, obj)
+        _probe(plan)
+        try:
+            encoded = knob_bytes(plan, knobs, config_where)
+        except ProblemsError as e:
+            raise LoadError.from_problems(e.problems)
+        for k in plan.knobs:
+            obj.write_initial(obj.section_map(k.section), k.offset, encoded[k.name])
+        reused = _reuse_maps(obj, previous) if previous else []
+        try:
+            obj.load()
+        except libbpf.LibbpfError as e:
+            tail = "\n".join(e.log.strip().splitlines()[-VERIFIER_TAIL_LINES:]) or "\n".join(e.messages[-10:])
+            raise LoadError(str(artifact.object_path), f"kernel refused to load: {e}", tail)
+        try:
+            obj.attach_all()
+        except libbpf.LibbpfError as e:
+            raise LoadError(str(artifact.object_path), f"could not attach: {e}", "\n".join(e.messages[-5:]))
+        # Unique per load: an upgrade to the same version (new knobs) pins beside the old one.
+        # bpffs refuses names with dots, hence 1_2_0.
+        tag = artifact.version.replace(".", "_")
+        pin_dir = os.path.join(pin_root, artifact.name, f"{tag}-{time.monotonic_ns()}")
+        prog = LoadedProgram(artifact, plan, obj, pin_dir, dict(knobs))
+        _wire(prog)
+        obj.pin(pin_dir)
+        return prog, reused
+    except BaseException:
+        obj.close()
+        raise
+
+
+def _wire(prog: LoadedProgram) -> None:
+    obj, ncpus = prog.obj, libbpf.num_possible_cpus()
+    maps = obj.maps()
+    for mp in prog.plan.metrics:
+        map_name = obj.section_map(mp.source) if mp.is_global else mp.source
+        info = maps[map_name]
+        if map_name not in prog.readers:
+            prog.readers[map_name] = libbpf.MapReader(obj.map_fd(map_name), info.key_size, info.value_size,
+                                                      info.max_entries, ncpus if mp.percpu else 1)
+        if mp.is_global:  # a global reads as one record: the section's whole value
+            mp = _as_section_record(mp, info)
+        prog.collectors.append((MetricCollector(mp, ncpus), map_name))
+    for ev in prog.plan.events:
+        stat = RingStat(ev.map)
+
+        def count(_data, stat=stat):
+            stat.events += 1
+        prog.rings.append((libbpf.RingBuffer(obj.map_fd(ev.map), count), stat, ev))
+
+
+def _as_section_record(mp: schema.MetricPlan, info) -> schema.MetricPlan:
+    from dataclasses import replace
+    return replace(mp, key_size=info.key_size, value_size=info.value_size, max_entries=1,
+                   map_type="global")
