@@ -86,6 +86,10 @@ class Supervisor:
                                     f"{artifact.digest}, the caller asked for {digest}; refusing")
                 new, reused = load_program(artifact, pc.knobs, self.pin_root,
                                            f"{self.config_source}: programs.{pc.name}", old)
+                clash = self._metric_clash(pc.name, new)
+                if clash:
+                    new.close()
+                    raise LoadError(f"{new.plan.manifest.path}: metrics", clash)
             except (LoadError, ProblemsError) as e:
                 return self._failed(slot, e, old)
             # The new version is attached; only now does the old one go.
@@ -98,6 +102,16 @@ class Supervisor:
             log.info("%s %s (sha256:%s)%s", verb, new.artifact.ref, new.artifact.digest[:12],
                      f", kept maps {', '.join(reused)}" if reused else "")
             return None
+
+    def _metric_clash(self, name: str, new: LoadedProgram) -> str | None:
+        """Two programs exporting one metric name would make the exposition invalid."""
+        mine = {m.spec.name for m in new.plan.metrics}
+        for other in self.running():
+            if other.name != name:
+                both = mine & {m.spec.name for m in other.plan.metrics}
+                if both:
+                    return f"metric {', '.join(sorted(both))} is already exported by {other.artifact.ref}"
+        return None
 
     def _failed(self, slot: Slot, e: Exception, old: LoadedProgram | None) -> str:
         slot.load_errors += 1

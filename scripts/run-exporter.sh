@@ -3,5 +3,6 @@
 # Extra arguments go to `bpfleet exporter` (try --help).
 set -euo pipefail
 source "$(dirname "$0")/setup.sh"
-bpfleet_setup
+bpfleet_setup_machine
+build_registry
 exec "$VENV/bin/bpfleet" exporter --registry "$BPFLEET_REGISTRY" "$@"

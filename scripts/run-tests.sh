@@ -3,6 +3,6 @@
 # Extra arguments go to pytest (e.g. -k upgrade, -x).
 set -euo pipefail
 source "$(dirname "$0")/setup.sh"
-bpfleet_setup
+bpfleet_setup_machine
 cd "$BPFLEET_ROOT"
 exec "$VENV/bin/python" -m pytest "$@"

@@ -30,11 +30,15 @@ install_apt_packages() {
     say "apt-get install ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    # The prometheus package would start a server through systemd or its init script;
-    # policy-rc.d keeps package installs from starting services.
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    # The prometheus package would start a server through its init script; a policy-rc.d
+    # keeps package installs from starting services (tests start their own, on their own port).
+    local own_policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+        own_policy=1
+    fi
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    rm -f /usr/sbin/policy-rc.d
+    if [ -n "$own_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
 }
 
 mount_kernel_filesystems() {
@@ -62,13 +66,13 @@ create_venv() {
 
 build_registry() {
     say "building programs into $BPFLEET_REGISTRY"
-    "$VENV/bin/bpfleet" programs build --registry "$BPFLEET_REGISTRY" "$BPFLEET_ROOT"/programs/*/
+    "$VENV/bin/bpfleet" programs build --registry "$BPFLEET_REGISTRY"
 }
 
-bpfleet_setup() {
+# Everything but the registry: the tests build their own registries in temporary directories.
+bpfleet_setup_machine() {
     require_root
     install_apt_packages
     mount_kernel_filesystems
     create_venv
-    build_registry
 }

@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Block I/O latency by disk and operation, as a log2 histogram in
+ * microseconds, after libbpf-tools' biolatency.
+ *
+ * By default the clock starts when the request is issued to the driver, so
+ * the histogram is device time. With the `queued` knob it starts when the
+ * request enters the I/O scheduler instead.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "bpfleet.h"
+#include "biolatency.h"
+
+/* Macros, so not in vmlinux.h. */
+#define REQ_OP_BITS	8
+#define REQ_OP_MASK	((1U << REQ_OP_BITS) - 1)
+#define MINORBITS	20
+
+const volatile bool queued = false;
+
+/*
+ * Keyed by request address. Requests live in preallocated tag sets and are
+ * reused, so an entry whose completion we never see is overwritten rather
+ * than leaked for good.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 10240);
+	__type(key, struct request *);
+	__type(value, __u64);
+} start SEC(".maps");
+
+/*
+ * Per CPU because completions can run at millions per second on NVMe.
+ * No prealloc: the value is ~230 bytes per CPU and only a few (disk, op)
+ * pairs ever exist.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 1024);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct disk_op);
+	__type(value, struct bio_hist);
+} bio_hists SEC(".maps");
+
+static __always_inline int trace_rq_start(struct request *rq, bool issue)
+{
+	__u64 ts = bpf_ktime_get_ns();
+
+	/*
+	 * In queued mode issue must keep the time insert recorded. Not every
+	 * request is inserted (flushes and requests on queues without a
+	 * scheduler go straight to issue), so issue still starts the clock
+	 * when there is none yet.
+	 */
+	bpf_map_update_elem(&start, &rq, &ts, issue && queued ? BPF_NOEXIST : BPF_ANY);
+	return 0;
+}
+
+SEC("tp_btf/block_rq_insert")
+int BPF_PROG(block_rq_insert, struct request *rq)
+{
+	if (!queued)
+		return 0;
+	return trace_rq_start(rq, false);
+}
+
+SEC("tp_btf/block_rq_issue")
+int BPF_PROG(block_rq_issue, struct request *rq)
+{
+	return trace_rq_start(rq, true);
+}
+
+static __always_inline struct bio_hist *lookup_hist(const struct disk_op *key)
+{
+	struct bio_hist *hist, zero;
+
+	hist = bpf_map_lookup_elem(&bio_hists, key);
+	if (hist)
+		return hist;
+	/* On the stack, not a static: .rodata is for knobs only. */
+	__builtin_memset(&zero, 0, sizeof(zero));
+	bpf_map_update_elem(&bio_hists, key, &zero, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&bio_hists, key);
+}
+
+/*
+ * Fires once per blk_update_request(), so a partially completed request
+ * fires several times: latency is taken at the first one (the start entry
+ * is deleted), bytes are added at every one.
+ */
+SEC("tp_btf/block_rq_complete")
+int BPF_PROG(block_rq_complete, struct request *rq, blk_status_t error, unsigned int nr_bytes)
+{
+	struct gendisk *disk;
+	struct bio_hist *hist;
+	struct disk_op key;
+	__u64 *tsp, delta_us = 0;
+	bool timed = false;
+
+	tsp = bpf_map_lookup_elem(&start, &rq);
+	if (tsp) {
+		__s64 delta = (__s64)(bpf_ktime_get_ns() - *tsp);
+
+		bpf_map_delete_elem(&start, &rq);
+		if (delta >= 0) {
+			delta_us = (__u64)delta / 1000;
+			timed = true;
+		}
+	}
+
+	/* The key has padding after op: zero it all so equal keys hash equally. */
+	__builtin_memset(&key, 0, sizeof(key));
+	disk = BPF_CORE_READ(rq, q, disk);
+	if (disk)
+		key.dev = ((__u32)BPF_CORE_READ(disk, major) << MINORBITS) |
+			  (__u32)BPF_CORE_READ(disk, first_minor);
+	key.op = BPF_CORE_READ(rq, cmd_flags) & REQ_OP_MASK;
+
+	hist = lookup_hist(&key);
+	if (!hist)
+		return 0;
+
+	/*
+	 * Per-CPU value; the program runs with preemption off and the kernel
+	 * never nests it on one CPU, so plain adds lose nothing.
+	 */
+	hist->bytes += nr_bytes;
+	if (timed) {
+		hist->slots[bpfleet_log2_slot(delta_us, BIOLATENCY_SLOTS)] += 1;
+		hist->sum += delta_us;
+	}
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
