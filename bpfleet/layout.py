@@ -30,7 +30,7 @@ def flatten_key(t: btf.Type, prefix: str = "", base: int = 0) -> list[Field]:
     """Every label-able field of a key. A scalar key is one field named "key"."""
     if not isinstance(t, btf.Struct) or t.union:
         name = prefix or "key"
-        return [Field(name, base, field_kind(t), _name(t))]
+        return [Field(name, base, field_kind(t), type_name(t))]
     out = []
     for m in t.members:
         path = f"{prefix}_{m.name}" if prefix else m.name
@@ -39,7 +39,7 @@ def flatten_key(t: btf.Type, prefix: str = "", base: int = 0) -> list[Field]:
         elif isinstance(m.type, btf.Struct) and not m.type.union:
             out.extend(flatten_key(m.type, path, base + m.offset))
         else:
-            out.append(Field(path, base + m.offset, field_kind(m.type), _name(m.type)))
+            out.append(Field(path, base + m.offset, field_kind(m.type), type_name(m.type)))
     return out
 
 
@@ -56,7 +56,7 @@ def member_path(t: btf.Type, path: str) -> tuple[int, btf.Type] | None:
     return offset, t
 
 
-def _name(t: btf.Type) -> str:
+def type_name(t: btf.Type) -> str:
     if isinstance(t, btf.Struct):
         return f"{'union' if t.union else 'struct'} {t.name}"
     if isinstance(t, btf.Enum):

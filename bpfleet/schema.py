@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bpfleet import btf, decoders
-from bpfleet.layout import Field, flatten_key, member_path
+from bpfleet.layout import Field, flatten_key, member_path, type_name as _type_name
 from bpfleet.manifest import Manifest, MetricSpec
 from bpfleet.problems import Problem
 
@@ -267,14 +267,6 @@ def upper_bounds(b, slots: int, scale: float) -> tuple[float, ...]:
     else:
         raw = [b.min + (i + 1) * b.width - 1 for i in range(slots - 1)]
     return tuple(r * scale for r in raw)
-
-
-def _type_name(t: btf.Type) -> str:
-    if isinstance(t, btf.Struct):
-        return f"{'union' if t.union else 'struct'} {t.name}"
-    if isinstance(t, btf.Enum):
-        return f"enum {t.name}"
-    return t.name
 
 
 def bind(manifest: Manifest, maps: dict, records: list,
