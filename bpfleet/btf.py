@@ -94,7 +94,8 @@ def resolve(records: list, type_id: int, depth: int = 0) -> Type:
         return resolve(records, r.ref, depth + 1)
     if r.kind == "int":
         enc = r.items[0]
-        return Int(r.name, r.size, bool(enc & INT_SIGNED), bool(enc & INT_CHAR) or r.name.endswith("char"))
+        # clang marks plain `char` signed without the CHAR flag; `unsigned char` (__u8) is bytes.
+        return Int(r.name, r.size, bool(enc & INT_SIGNED), bool(enc & INT_CHAR) or r.name == "char")
     if r.kind == "ptr":
         return Int("pointer", 8)
     if r.kind in ("enum", "enum64"):

@@ -195,12 +195,16 @@ def _parse_metric(r: _Reader, t, where: str) -> MetricSpec | None:
         r.bad(f"{where}.name", "a counter's name must end in _total")
     if global_ is not None and labels:
         r.bad(f"{where}.labels", "a global variable has no key, so no labels")
+    if mtype == "histogram" and per_cpu == "cpu":
+        r.bad(f"{where}.per_cpu", "histograms add the CPUs together; \"cpu\" is for counters and gauges")
+    help_ = r.get(t, "help", where, str, required=True, default="")
+    value = r.get(t, "value", where, str)
+    scale = float(r.get(t, "scale", where, (int, float), default=1.0))
+    total = r.get(t, "sum", where, str)
     if len(r.problems) > before:
         return None
-    return MetricSpec(where, name, mtype, r.get(t, "help", where, str, required=True, default=""),
-                      map_, global_, r.get(t, "value", where, str),
-                      float(r.get(t, "scale", where, (int, float), default=1.0)), per_cpu,
-                      labels, buckets, r.get(t, "sum", where, str))
+    return MetricSpec(where, name, mtype, help_, map_, global_, value, scale, per_cpu,
+                      labels, buckets, total)
 
 
 def _parse_labels(r: _Reader, table: dict, where: str) -> dict:
@@ -234,10 +238,11 @@ def _parse_buckets(r: _Reader, t: dict, where: str, mtype: str) -> BucketSpec | 
     scheme = r.get(b, "scheme", w, str, required=True, default="log2")
     if scheme not in BUCKET_SCHEMES:
         r.bad(f"{w}.scheme", f"{scheme!r} is not one of {', '.join(BUCKET_SCHEMES)}")
-    width = r.get(b, "width", w, (int, float), default=1)
+    # Slots hold integers, so bounds are whole numbers: slot i's inclusive bound is min + (i+1)*width - 1.
+    width = r.get(b, "width", w, int, default=1)
     if scheme == "linear" and width <= 0:
-        r.bad(f"{w}.width", "must be positive")
-    return BucketSpec(scheme, r.get(b, "field", w, str), r.get(b, "min", w, (int, float), default=0), width)
+        r.bad(f"{w}.width", "must be a positive integer")
+    return BucketSpec(scheme, r.get(b, "field", w, str), r.get(b, "min", w, int, default=0), width)
 
 
 def _parse_event(r: _Reader, t, where: str) -> EventSpec | None:

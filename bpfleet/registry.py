@@ -61,12 +61,14 @@ def file_digests(directory: Path) -> dict[str, str]:
 
 
 def version_key(v: str) -> tuple:
+    """Semantic version precedence: a pre-release sorts before its release; its dot-separated
+    identifiers compare numerically when numeric, numbers before words."""
     m = SEMVER_RE.match(v)
     if not m:
         return (-1,)
     major, minor, patch, pre = m.groups()
-    # a pre-release sorts before its release
-    return (int(major), int(minor), int(patch), pre is None, pre or "")
+    ids = tuple((0, int(x), "") if x.isdigit() else (1, 0, x) for x in (pre or "-")[1:].split(".")) if pre else ()
+    return (int(major), int(minor), int(patch), pre is None, ids)
 
 
 def publish(registry: Path, name: str, version: str, staged: Path,
@@ -121,7 +123,10 @@ def versions(registry: Path, name: str) -> list[str]:
     d = registry / name
     if not d.is_dir():
         return []
-    return sorted((v.name for v in d.iterdir() if (v / INDEX).is_file()), key=version_key)
+    # dot directories are publishes in progress (or interrupted): never a version
+    return sorted((v.name for v in d.iterdir()
+                   if not v.name.startswith(".") and SEMVER_RE.match(v.name) and (v / INDEX).is_file()),
+                  key=version_key)
 
 
 def names(registry: Path) -> list[str]:

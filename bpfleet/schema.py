@@ -19,6 +19,7 @@ GLOBAL_SECTIONS = (".bss", ".data", ".rodata")
 @dataclass(frozen=True)
 class LabelPlan:
     name: str
+    source: str           # the key field it comes from ("dev", nested "addr_port")
     offset: int
     size: int
     field: decoders.FieldKind
@@ -184,9 +185,24 @@ class _Binder:
                 self.bad(f"{where}.decoder", f"decoder {decoder!r} does not fit field {f.path!r} "
                          f"({f.type_name}): {reason}")
                 continue
-            plans.append(LabelPlan(spec.name if spec else f.path, f.offset, f.kind.size, f.kind,
+            plans.append(LabelPlan(spec.name if spec else f.path, f.path, f.offset, f.kind.size, f.kind,
                                    decoder, options))
+        self.check_label_names(s, plans)
         return tuple(plans), merges
+
+    def check_label_names(self, s: MetricSpec, plans: list[LabelPlan]) -> None:
+        """Final label names must be unique and leave room for the ones the exporter adds."""
+        reserved = {"le"} if s.type == "histogram" else set()
+        if s.per_cpu == "cpu":
+            reserved.add("cpu")
+        seen = set()
+        for lp in plans:
+            where = f"{s.where}.labels.{lp.source}.name"
+            if lp.name in reserved:
+                self.bad(where, f"label {lp.name!r} is added by the exporter for this metric; rename it")
+            elif lp.name in seen:
+                self.bad(where, f"two key fields would both become label {lp.name!r}; rename one")
+            seen.add(lp.name)
 
     def scalar(self, t: btf.Type, where: str, offset: int = 0) -> Scalar | None:
         if isinstance(t, (btf.Int, btf.Enum)) and t.size in (1, 2, 4, 8):
@@ -263,7 +279,7 @@ def upper_bounds(b, slots: int, scale: float) -> tuple[float, ...]:
     log2: slot 0 holds 0, slot s >= 1 holds (2^(s-2), 2^(s-1)]. linear: slot i holds integers in
     [min + i*width, min + (i+1)*width), so its inclusive bound is min + (i+1)*width - 1."""
     if b.scheme == "log2":
-        raw = [0] + [2 ** (s - 1) for s in range(1, slots - 1)]
+        raw = [0 if s == 0 else 2 ** (s - 1) for s in range(slots - 1)]
     else:
         raw = [b.min + (i + 1) * b.width - 1 for i in range(slots - 1)]
     return tuple(r * scale for r in raw)

@@ -14,13 +14,16 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socketserver
 from http.server import BaseHTTPRequestHandler
 
+from bpfleet.manifest import NAME_RE
 from exporter.config import VERSION_RE, ProgramConfig
 
 log = logging.getLogger("bpfleet.admin")
 MAX_BODY = 1 << 16
+DIGEST_RE = re.compile(r"[0-9a-f]{64}")
 
 
 class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
@@ -29,6 +32,8 @@ class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer
 
 def parse_deploy(name: str, body: dict) -> ProgramConfig:
     """Validate a PUT /programs/<name> body; ValueError says which field is wrong."""
+    if not NAME_RE.match(name):
+        raise ValueError(f"path: {name!r} is not a program name")
     if not isinstance(body, dict):
         raise ValueError("body: expected a JSON object")
     unknown = set(body) - {"version", "knobs", "digest"}
@@ -41,7 +46,7 @@ def parse_deploy(name: str, body: dict) -> ProgramConfig:
     if not isinstance(knobs, dict) or not all(isinstance(v, (int, bool)) for v in knobs.values()):
         raise ValueError("body.knobs: expected an object of knob name → integer or boolean")
     digest = body.get("digest")
-    if digest is not None and (not isinstance(digest, str) or len(digest) != 64):
+    if digest is not None and (not isinstance(digest, str) or not DIGEST_RE.fullmatch(digest)):
         raise ValueError("body.digest: expected a sha256 hex digest")
     return ProgramConfig(name, version, knobs)
 

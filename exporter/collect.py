@@ -111,12 +111,13 @@ class MetricCollector:
         pairs = zip(map(labels, key_list), values)
         if skip_zero:
             pairs = ((lbl, v) for lbl, v in pairs if v)
-        if self.plan.merges:
-            merged: dict[str, float] = {}
-            for lbl, v in pairs:
-                merged[lbl] = merged.get(lbl, 0) + v
-            pairs = merged.items()
-        return [("", lbl, v) for lbl, v in pairs]
+        # Distinct keys can decode to the same labels (a dropped field, a static table naming two
+        # numbers alike, two addresses in one function): one series each, added together.
+        merged: dict[str, float] = {}
+        get = merged.get
+        for lbl, v in pairs:
+            merged[lbl] = get(lbl, 0) + v
+        return [("", lbl, v) for lbl, v in merged.items()]
 
     def _cpu_samples(self, key_list, rows) -> list:
         merged: dict[str, float] = {}

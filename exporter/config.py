@@ -7,13 +7,14 @@ from pathlib import Path
 
 import tomli
 
+from bpfleet.manifest import SEMVER_RE
 from bpfleet.problems import Problem, ProblemsError
 
 BUILTIN_PROGRAMS_DIR = Path(__file__).resolve().parent.parent / "programs"
 DEFAULT_LISTEN = "127.0.0.1:9436"
 DEFAULT_PIN_ROOT = "/sys/fs/bpf/bpfleet"
 DEFAULT_ADMIN_SOCKET = "/run/bpfleet/admin.sock"
-VERSION_RE = re.compile(r"^(latest|\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?)$")
+VERSION_RE = re.compile(r"^(latest|" + SEMVER_RE.pattern.strip("^$") + ")$")
 
 
 @dataclass(frozen=True)
