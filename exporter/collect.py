@@ -1,17 +1,18 @@
 """Map bytes → Prometheus families, following a MetricPlan (pure; no kernel access).
 
-This is the scrape hot path. Values are unpacked column-wise with struct.iter_unpack, and each
-key's rendered label string is cached by the key's bytes, so a series costs a dict lookup and
-one tuple when its key was seen before. The cache is bounded: it is dropped when it outgrows
-`LABEL_CACHE_LIMIT` (decoding again is slower, never wrong).
+This is the scrape hot path (see docs/performance.md). Keys and values are unpacked a column at
+a time with struct.iter_unpack; each key's rendered label string is cached by the key's bytes,
+so a series whose key was seen before costs one dict lookup. New keys are decoded a label field
+at a time, each decoder running once per distinct field value. Both caches are bounded: past
+`LABEL_CACHE_LIMIT` they keep only what the current scrape used.
 """
 from __future__ import annotations
 
 import struct
 
 from bpfleet.decoders import DECODERS
-from bpfleet.schema import MetricPlan, Scalar
-from exporter.exposition import Family, le_label, render_labels
+from bpfleet.schema import LabelPlan, MetricPlan, Scalar
+from exporter.exposition import Family, escape_label_value, le_label
 
 LABEL_CACHE_LIMIT = 200_000
 _CODES = {(1, False): "B", (1, True): "b", (2, False): "H", (2, True): "h",
@@ -32,8 +33,84 @@ def scalar_format(scalars: list[Scalar], stride: int) -> struct.Struct:
     return struct.Struct(fmt + (f"{stride - pos}x" if stride > pos else ""))
 
 
+class LabelDecoder:
+    """Key bytes → rendered label string (`{a="x",b="y"}`), cached per key and per field value."""
+
+    def __init__(self, labels: tuple[LabelPlan, ...], extra: str = ""):
+        self.labels, self.extra = labels, extra
+        self._by_key: dict[bytes, str] = {}
+        self._by_field: list[dict[bytes, str]] = [{} for _ in labels]
+
+    def fragment(self, i: int, raw: bytes) -> str:
+        memo = self._by_field[i]
+        s = memo.get(raw)
+        if s is None:
+            lp = self.labels[i]
+            value = raw if lp.field.kind == "array" else int.from_bytes(raw, "little", signed=lp.field.signed)
+            text = DECODERS[lp.decoder].decode(value, lp.field, lp.options)
+            if len(memo) >= LABEL_CACHE_LIMIT:
+                memo.clear()
+            s = memo[raw] = f'{lp.name}="{escape_label_value(text)}"'
+        return s
+
+    def column(self, i: int, keys: list[bytes]) -> list[str]:
+        """The `name="value"` fragments of label field i for every key."""
+        lp = self.labels[i]
+        if lp.decoder == "uint" and lp.field.kind == "int" and keys:
+            # Numbers need no decoder call and no escaping: unpack the whole column at once.
+            st = struct.Struct(f"<{lp.offset}x{_CODES[(lp.size, lp.field.signed)]}"
+                               f"{len(keys[0]) - lp.offset - lp.size}x")
+            return [f'{lp.name}="{v}"' for (v,) in st.iter_unpack(b"".join(keys))]
+        end = lp.offset + lp.size
+        return [self.fragment(i, k[lp.offset: end]) for k in keys]
+
+    def decode(self, keys: list[bytes]) -> list[str]:
+        """Label strings for keys not seen before, one label field (column) at a time."""
+        columns = [self.column(i, keys) for i in range(len(self.labels))]
+        if self.extra:
+            columns.append([self.extra] * len(keys))
+        if not columns:
+            return [""] * len(keys)
+        if len(columns) == 1:
+            return [f"{{{a}}}" for a in columns[0]]
+        if len(columns) == 2:
+            return [f"{{{a},{b}}}" for a, b in zip(*columns)]
+        return ["{" + ",".join(parts) + "}" for parts in zip(*columns)]
+
+    def __call__(self, keys: list[bytes]) -> list[str]:
+        cache = self._by_key
+        out = list(map(cache.get, keys))
+        if None not in out:
+            return out
+        missing = [k for k, s in zip(keys, out) if s is None]
+        if len(cache) + len(missing) > LABEL_CACHE_LIMIT:
+            cache = self._by_key = {k: s for k, s in zip(keys, out) if s is not None}
+        cache.update(zip(missing, self.decode(missing)))
+        return list(map(cache.__getitem__, keys))
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def forget(self) -> None:
+        self._by_key.clear()
+        for memo in self._by_field:
+            memo.clear()
+
+
+def _add_up(labels: list[str], values) -> list[tuple]:
+    """One sample per label set. Distinct keys can decode alike (a dropped field, a static
+    table naming two numbers the same, two addresses in one function): those are added."""
+    if len(set(labels)) == len(labels):
+        return [("", lbl, v) for lbl, v in zip(labels, values)]
+    merged: dict[str, float] = {}
+    get = merged.get
+    for lbl, v in zip(labels, values):
+        merged[lbl] = get(lbl, 0) + v
+    return [("", lbl, v) for lbl, v in merged.items()]
+
+
 class MetricCollector:
-    """Turns one metric's map contents into a Family; keeps that metric's label cache."""
+    """Turns one metric's map contents into a Family."""
 
     def __init__(self, plan: MetricPlan, ncpus: int):
         self.plan, self.spec = plan, plan.spec
@@ -41,14 +118,19 @@ class MetricCollector:
         cpu_stride = _round8(plan.value_size) if plan.percpu else plan.value_size
         self.value_stride = cpu_stride * self.ncpus
         self.split_cpus = plan.percpu and self.spec.per_cpu == "cpu"
-        self._fields = self._columns(cpu_stride)
-        self._format = scalar_format(self._fields, self.value_stride) if self._fields else None
-        self._labels: dict[bytes, str] = {}
+        self._columns = self._value_columns(cpu_stride)
+        self._format = scalar_format(self._columns, self.value_stride)
+        self._key_format = struct.Struct(f"{plan.key_size}s")
+        # An array has every slot whether used or not; a zero slot is not a series.
+        self._skip_zero = "array" in plan.map_type
+        self.labels = LabelDecoder(plan.labels)
+        if self.split_cpus:
+            self._cpu_labels = [LabelDecoder(plan.labels, f'cpu="{c}"') for c in range(self.ncpus)]
         if plan.hist:
             self._le = [le_label(b) for b in plan.hist.upper_bounds] + ["+Inf"]
 
-    def _columns(self, cpu_stride: int) -> list[Scalar]:
-        """Every number to read per entry: per CPU, the value (or the slots, then the sum)."""
+    def _value_columns(self, cpu_stride: int) -> list[Scalar]:
+        """Every number to read per entry: per CPU, the value (or the slots and the sum)."""
         per_cpu: list[Scalar] = []
         if self.plan.value:
             per_cpu = [self.plan.value]
@@ -61,90 +143,67 @@ class MetricCollector:
         return [Scalar(s.offset + c * cpu_stride, s.size, s.signed)
                 for c in range(self.ncpus) for s in per_cpu]
 
-    def label_string(self, key: bytes, extra: tuple = ()) -> str:
-        pairs = []
-        for lp in self.plan.labels:
-            raw = key[lp.offset: lp.offset + lp.size]
-            value = raw if lp.field.kind == "array" else int.from_bytes(raw, "little", signed=lp.field.signed)
-            pairs.append((lp.name, DECODERS[lp.decoder].decode(value, lp.field, lp.options)))
-        return render_labels(pairs + list(extra))
+    def forget_labels(self) -> None:
+        self.labels.forget()
+        for d in getattr(self, "_cpu_labels", ()):
+            d.forget()
 
-    def _cached_labels(self, key: bytes) -> str:
-        s = self._labels.get(key)
-        if s is None:
-            if len(self._labels) >= LABEL_CACHE_LIMIT:
-                self._labels.clear()
-            s = self._labels[key] = self.label_string(key)
-        return s
-
-    def _cached_cpu_labels(self, key: bytes, cpu: int) -> str:
-        ck = key + cpu.to_bytes(4, "little")
-        s = self._labels.get(ck)
-        if s is None:
-            if len(self._labels) >= LABEL_CACHE_LIMIT:
-                self._labels.clear()
-            s = self._labels[ck] = self.label_string(key, (("cpu", str(cpu)),))
-        return s
+    def cached_label_sets(self) -> int:
+        return sum(len(d) for d in [self.labels, *getattr(self, "_cpu_labels", ())])
 
     def family(self, keys: memoryview, values: memoryview, n: int) -> Family:
-        kb, ks = keys.tobytes(), self.plan.key_size
-        rows = self._format.iter_unpack(values[: n * self.value_stride]) if n else ()
-        key_list = [kb[i: i + ks] for i in range(0, n * ks, ks)]
+        key_list = [k for (k,) in self._key_format.iter_unpack(memoryview(keys).cast("B")[: n * self.plan.key_size])]
+        values = memoryview(values).cast("B")[: n * self.value_stride]
         if self.plan.hist:
-            samples = self._hist_samples(key_list, rows)
+            samples = self._hist_samples(key_list, self._format.iter_unpack(values))
         elif self.split_cpus:
-            samples = self._cpu_samples(key_list, rows)
+            samples = self._cpu_samples(key_list, self._format.iter_unpack(values))
         else:
-            samples = self._scalar_samples(key_list, rows)
+            samples = self._scalar_samples(key_list, values)
         return Family(self.spec.name, self.spec.type, self.spec.help, samples)
 
-    def _scalar_samples(self, key_list, rows) -> list:
-        # An array has every slot whether used or not; a zero slot is not a series.
-        scale, skip_zero = self.spec.scale, "array" in self.plan.map_type
-        labels = self._cached_labels
+    def _scalar_column(self, values: memoryview) -> list:
+        if self._format.format == "<Q":  # plain u64 per entry: no unpacking at all
+            return values.cast("Q").tolist()
         if self.ncpus == 1:
-            values = [r[0] for r in rows]
-        else:
-            values = [sum(r) for r in rows]
+            return [r[0] for r in self._format.iter_unpack(values)]
+        return [sum(r) for r in self._format.iter_unpack(values)]
+
+    def _scalar_samples(self, key_list: list[bytes], values: memoryview) -> list:
+        column = self._scalar_column(values)
+        if self._skip_zero:
+            kept = [i for i, v in enumerate(column) if v]
+            key_list, column = [key_list[i] for i in kept], [column[i] for i in kept]
+        scale = self.spec.scale
         if scale != 1.0:
-            values = [v * scale for v in values]
-        pairs = zip(map(labels, key_list), values)
-        if skip_zero:
-            pairs = ((lbl, v) for lbl, v in pairs if v)
-        # Distinct keys can decode to the same labels (a dropped field, a static table naming two
-        # numbers alike, two addresses in one function): one series each, added together.
-        merged: dict[str, float] = {}
-        get = merged.get
-        for lbl, v in pairs:
-            merged[lbl] = get(lbl, 0) + v
-        return [("", lbl, v) for lbl, v in merged.items()]
+            column = [v * scale for v in column]
+        return _add_up(self.labels(key_list), column)
 
-    def _cpu_samples(self, key_list, rows) -> list:
-        merged: dict[str, float] = {}
-        for key, row in zip(key_list, rows):
-            for cpu, v in enumerate(row):
-                if v:
-                    lbl = self._cached_cpu_labels(key, cpu)
-                    merged[lbl] = merged.get(lbl, 0) + v * self.spec.scale
-        return [("", lbl, v) for lbl, v in merged.items()]
+    def _cpu_samples(self, key_list: list[bytes], rows) -> list:
+        rows = list(rows)
+        labels, column = [], []
+        for cpu, decoder in enumerate(self._cpu_labels):
+            keys = [k for k, r in zip(key_list, rows) if r[cpu]]
+            labels += decoder(keys)
+            column += [r[cpu] * self.spec.scale for r in rows if r[cpu]]
+        return _add_up(labels, column)
 
-    def _hist_samples(self, key_list, rows) -> list:
+    def _hist_samples(self, key_list: list[bytes], rows) -> list:
         h, ncpus = self.plan.hist, self.ncpus
         per_cpu = h.slots + (1 if h.sum else 0)
-        sum_pos = sorted([h.offset, h.sum.offset]).index(h.sum.offset) if h.sum else -1
+        sum_first = bool(h.sum) and h.sum.offset < h.offset
         merged: dict[str, list] = {}
-        for key, row in zip(key_list, rows):
+        for lbl, row in zip(self.labels(key_list), rows):
             counts, total = [0] * h.slots, 0
             for c in range(ncpus):
                 cell = row[c * per_cpu: (c + 1) * per_cpu]
-                if sum_pos == 0:
-                    total, cell = total + cell[0], cell[1:]
-                elif sum_pos > 0:
-                    total, cell = total + cell[-1], cell[:-1]
+                if h.sum:
+                    total += cell[0] if sum_first else cell[-1]
+                    cell = cell[1:] if sum_first else cell[:-1]
                 counts = [a + b for a, b in zip(counts, cell)]
             if not any(counts):
                 continue
-            acc = merged.setdefault(self._cached_labels(key), [[0] * h.slots, 0])
+            acc = merged.setdefault(lbl, [[0] * h.slots, 0])
             acc[0] = [a + b for a, b in zip(acc[0], counts)]
             acc[1] += total
         samples = []

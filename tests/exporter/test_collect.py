@@ -468,32 +468,35 @@ def test_rendered_counter_family_parses_back(b, proc):
 # ---------------------------------------------------------------- the label cache
 
 def test_label_cache_is_bounded(b, proc, monkeypatch):
+    """Past the limit the cache keeps only the keys of the current scrape (the live ones)."""
     monkeypatch.setattr(collect, "LABEL_CACHE_LIMIT", 3)
     (c,) = collectors(counter(), [proc], b)
-    keys = [pk(i, b"p%d" % i) for i in range(10)]
-    values = [struct.pack("<Q", i + 1) for i in range(10)]
-    for _ in range(3):
+    for round_ in range(3):  # every scrape brings 10 keys never seen before
+        ids = range(round_ * 10, round_ * 10 + 10)
+        keys = [pk(i, b"p%d" % i) for i in ids]
+        values = [struct.pack("<Q", i + 1) for i in ids]
         fam = family(c, keys, values)
-        assert len(c._labels) <= 3
-        assert fam.samples == [("", f'{{pid="{i}",comm="p{i}"}}', i + 1) for i in range(10)]
+        assert c.cached_label_sets() <= 10
+        assert fam.samples == [("", f'{{pid="{i}",comm="p{i}"}}', i + 1) for i in ids]
 
 
 def test_label_cache_is_bounded_with_cpu_labels(b, monkeypatch):
     monkeypatch.setattr(collect, "LABEL_CACHE_LIMIT", 5)
     info = b.map("counts", "percpu_hash", b.u32, b.u64)
     (c,) = collectors(counter(extra='per_cpu = "cpu"'), [info], b, ncpus=4)
-    keys = [struct.pack("<I", i) for i in range(6)]
-    values = [percpu("<Q", [1, 2, 3, 4], 8)] * 6
-    s = samples(family(c, keys, values))
-    assert len(s) == 24 and s[("", '{key="5",cpu="3"}')] == 4
-    assert len(c._labels) <= 5
+    for round_ in range(3):
+        keys = [struct.pack("<I", round_ * 6 + i) for i in range(6)]
+        values = [percpu("<Q", [1, 2, 3, 4], 8)] * 6
+        s = samples(family(c, keys, values))
+        assert len(s) == 24 and s[("", f'{{key="{round_ * 6 + 5}",cpu="3"}}')] == 4
+        assert c.cached_label_sets() <= 24
 
 
 def test_label_cache_hits_do_not_change_output(b, proc):
     (c,) = collectors(counter(), [proc], b)
     keys, values = [pk(1, b"a")], [struct.pack("<Q", 1)]
     first = family(c, keys, values).samples
-    assert len(c._labels) == 1
+    assert c.cached_label_sets() == 1
     assert family(c, keys, values).samples == first
 
 
