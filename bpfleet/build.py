@@ -38,9 +38,7 @@ def inspect_object(path: Path):
         with BpfObject(str(path)) as obj:
             return obj.maps(), obj.btf_records(), [p.type for p in obj.programs()]
     except LibbpfError as e:
-        detail = "; ".join(e.messages[-3:])
-        raise ProblemsError([Problem(str(path), "", f"not a loadable BPF object: {e}"
-                                     + (f" ({detail})" if detail else ""))])
+        raise ProblemsError([Problem(str(path), "", f"not a loadable BPF object: {e.explain()}")])
 
 
 def check_manifest_against(m: manifest_mod.Manifest, obj_path: Path) -> schema.ProgramPlan:

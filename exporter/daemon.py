@@ -142,8 +142,8 @@ def serve(exporter: Exporter, host: str, port: int, stop: threading.Event) -> in
         log.error("cannot listen on %s:%d: %s", host, port, e)
         return 1
     admin = make_admin_server(exporter.config.admin_socket, exporter)
-    threads = [threading.Thread(target=http.serve_forever, name="http", daemon=True),
-               threading.Thread(target=admin.serve_forever, name="admin", daemon=True),
+    threads = [threading.Thread(target=http.serve_forever, args=(0.1,), name="http", daemon=True),
+               threading.Thread(target=admin.serve_forever, args=(0.1,), name="admin", daemon=True),
                threading.Thread(target=exporter.consume_events_forever, args=(stop,), name="ringbuf", daemon=True)]
     for t in threads:
         t.start()
@@ -155,7 +155,7 @@ def serve(exporter: Exporter, host: str, port: int, stop: threading.Event) -> in
     print(json.dumps({"event": "ready", "listen": f"{host}:{port}",
                       "admin_socket": exporter.config.admin_socket}), flush=True)
     while not stop.is_set():
-        if hup.wait(0.5):
+        if hup.wait(0.1):
             hup.clear()
             log.info("SIGHUP: reloading %s", exporter.config.source)
             exporter.reload()

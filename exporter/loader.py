@@ -1,18 +1,21 @@
 """Loading one registry artifact into the kernel and reading it back as metric families."""
 from __future__ import annotations
 
+import logging
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
 
-from bpfleet import btf, manifest as manifest_mod, schema
+from bpfleet import manifest as manifest_mod, schema
 from bpfleet.problems import Problem, ProblemsError
 from bpfleet.registry import Artifact
-from exporter import libbpf
+from exporter import handover, libbpf
 from exporter.collect import MetricCollector, scalar_format
 from exporter.exposition import Family
 
+log = logging.getLogger("bpfleet.exporter")
 VERIFIER_TAIL_LINES = 30
 # libbpf can't probe "tracing" (tp_btf and fentry share it, and only the attach type tells
 # them apart), so that one is left to the load itself to report.
@@ -60,6 +63,7 @@ class LoadedProgram:
     readers: dict = field(default_factory=dict)        # map name -> MapReader
     rings: list = field(default_factory=list)          # (RingBuffer, RingStat, EventPlan)
     loaded_at: float = field(default_factory=time.time)
+    generation: int = 1          # see exporter/handover.py
 
     @property
     def name(self) -> str:
@@ -150,28 +154,12 @@ def knob_bytes(plan: schema.ProgramPlan, knobs: dict, where: str) -> dict[str, b
     return out
 
 
-def _reuse_maps(obj: libbpf.BpfObject, old: LoadedProgram) -> list[str]:
-    """Share the old version's maps where layouts match, so counts carry over untouched."""
-    new_maps, old_maps = obj.maps(), old.obj.maps()
-    new_btf, old_btf = obj.btf_records(), old.obj.btf_records()
-    reused = []
-    for name, info in new_maps.items():
-        prev = old_maps.get(name)
-        if "." in name or prev is None or info.type == "ringbuf":
-            continue
-        same_shape = (info.type, info.key_size, info.value_size, info.max_entries) == \
-                     (prev.type, prev.key_size, prev.value_size, prev.max_entries)
-        if same_shape and _same_type(new_btf, info.key_type_id, old_btf, prev.key_type_id) \
-                and _same_type(new_btf, info.value_type_id, old_btf, prev.value_type_id):
-            obj.reuse_map(name, old.obj.map_fd(name))
-            reused.append(name)
-    return reused
-
-
-def _same_type(a_recs, a_id, b_recs, b_id) -> bool:
-    if not a_id or not b_id:
-        return a_id == b_id
-    return btf.resolve(a_recs, a_id) == btf.resolve(b_recs, b_id)
+def _refusal_hint(e: libbpf.LibbpfError) -> str:
+    """Why a load without a verifier log failed, where we can tell."""
+    if e.errno == 1 and re.search(r'SEC\("(fentry|fexit|fmod_ret|lsm)', e.what):
+        return (" — this kernel refuses this attach type (BPF trampolines or BPF-LSM are not"
+                " available here); the program needs a tracepoint / tp_btf variant")
+    return ""
 
 
 def load_program(artifact: Artifact, knobs: dict, pin_root: str, config_where: str,
@@ -180,7 +168,7 @@ def load_program(artifact: Artifact, knobs: dict, pin_root: str, config_where: s
     try:
         obj = libbpf.BpfObject(str(artifact.object_path))
     except libbpf.LibbpfError as e:
-        raise LoadError(str(artifact.object_path), f"not a loadable BPF object: {e}")
+        raise LoadError(str(artifact.object_path), f"not a loadable BPF object: {e.explain()}")
     try:
         plan = _plan(artifact, obj)
         _probe(plan)
@@ -190,23 +178,35 @@ def load_program(artifact: Artifact, knobs: dict, pin_root: str, config_where: s
             raise LoadError.from_problems(e.problems)
         for k in plan.knobs:
             obj.write_initial(obj.section_map(k.section), k.offset, encoded[k.name])
-        reused = _reuse_maps(obj, previous) if previous else []
+        generation = previous.generation + 1 if previous else 1
+        gated = handover.set_generation(obj, generation)
+        reused = handover.reuse_maps(obj, previous.obj) if previous else []
         try:
             obj.load()
         except libbpf.LibbpfError as e:
             tail = "\n".join(e.log.strip().splitlines()[-VERIFIER_TAIL_LINES:]) or "\n".join(e.messages[-10:])
-            raise LoadError(str(artifact.object_path), f"kernel refused to load: {e}", tail)
-        try:
-            obj.attach_all()
-        except libbpf.LibbpfError as e:
-            raise LoadError(str(artifact.object_path), f"could not attach: {e}", "\n".join(e.messages[-5:]))
+            raise LoadError(str(artifact.object_path), f"kernel refused to load: {e}{_refusal_hint(e)}", tail)
         # Unique per load: an upgrade to the same version (new knobs) pins beside the old one.
         # bpffs refuses names with dots, hence 1_2_0.
         tag = artifact.version.replace(".", "_")
         pin_dir = os.path.join(pin_root, artifact.name, f"{tag}-{time.monotonic_ns()}")
-        prog = LoadedProgram(artifact, plan, obj, pin_dir, dict(knobs))
+        prog = LoadedProgram(artifact, plan, obj, pin_dir, dict(knobs), generation=generation)
         _wire(prog)
-        obj.pin(pin_dir)
+        gate_shared = handover.GATE_MAP in reused
+        if gated and not gate_shared:  # nobody to hand over from: count as soon as attached
+            handover.open_gate(obj, generation)
+        try:
+            obj.attach_all()
+        except libbpf.LibbpfError as e:
+            raise LoadError(str(artifact.object_path), f"could not attach: {e.explain(2)}")
+        if previous is not None:
+            if gate_shared:
+                handover.open_gate(obj, generation)  # the commit point
+            previous.obj.detach_all()
+        try:
+            obj.pin(pin_dir)
+        except libbpf.LibbpfError as e:  # pins are for bpftool and crash cleanup, not for counting
+            log.warning("%s: could not pin under %s: %s", artifact.ref, pin_dir, e)
         return prog, reused
     except BaseException:
         obj.close()

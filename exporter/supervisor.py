@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bpfleet import registry as reg
+from bpfleet import manifest as manifest_mod, registry as reg
 from bpfleet.problems import ProblemsError
 from exporter.config import Config, ProgramConfig
 from exporter.loader import LoadError, LoadedProgram, MapStat, load_program
@@ -66,7 +66,7 @@ class Supervisor:
             for name, pc in config.programs.items():
                 slot = self.slots.get(name)
                 if slot and slot.running and _same(slot, pc, self.registry):
-                    slot.wanted = pc
+                    slot.wanted, slot.error, slot.verifier_log = pc, None, ""
                     results[name] = None
                     continue
                 results[name] = self.deploy(pc)
@@ -84,15 +84,12 @@ class Supervisor:
                 if digest and artifact.digest != digest:
                     raise LoadError(str(artifact.dir), f"digest mismatch: the registry has "
                                     f"{artifact.digest}, the caller asked for {digest}; refusing")
+                self._check_metric_names(artifact)
                 new, reused = load_program(artifact, pc.knobs, self.pin_root,
                                            f"{self.config_source}: programs.{pc.name}", old)
-                clash = self._metric_clash(pc.name, new)
-                if clash:
-                    new.close()
-                    raise LoadError(f"{new.plan.manifest.path}: metrics", clash)
             except (LoadError, ProblemsError) as e:
                 return self._failed(slot, e, old)
-            # The new version is attached; only now does the old one go.
+            # The new version is attached and the old one detached (exporter/handover.py).
             if old is not None:
                 old.close()
             slot.last_swap_seconds = time.perf_counter() - t0 if old else None
@@ -103,15 +100,18 @@ class Supervisor:
                      f", kept maps {', '.join(reused)}" if reused else "")
             return None
 
-    def _metric_clash(self, name: str, new: LoadedProgram) -> str | None:
+    def _check_metric_names(self, artifact: reg.Artifact) -> None:
         """Two programs exporting one metric name would make the exposition invalid."""
-        mine = {m.spec.name for m in new.plan.metrics}
+        m, problems = manifest_mod.load(str(artifact.manifest_path))
+        if problems:
+            raise ProblemsError(problems)
+        mine = {spec.name for spec in m.metrics}
         for other in self.running():
-            if other.name != name:
-                both = mine & {m.spec.name for m in other.plan.metrics}
+            if other.name != artifact.name:
+                both = mine & {mp.spec.name for mp in other.plan.metrics}
                 if both:
-                    return f"metric {', '.join(sorted(both))} is already exported by {other.artifact.ref}"
-        return None
+                    raise LoadError(f"{m.path}: metrics", f"metric {', '.join(sorted(both))} "
+                                    f"is already exported by {other.artifact.ref}")
 
     def _failed(self, slot: Slot, e: Exception, old: LoadedProgram | None) -> str:
         slot.load_errors += 1

@@ -67,6 +67,7 @@ _ringbuf_new = _fn("ring_buffer__new", P, C.c_int, _RINGBUF_FN, P, P)
 _ringbuf_consume = _fn("ring_buffer__consume", C.c_int, P)
 _ringbuf_poll = _fn("ring_buffer__poll", C.c_int, P, C.c_int)
 _ringbuf_free = _fn("ring_buffer__free", None, P)
+_strerror = _fn("libbpf_strerror", C.c_int, C.c_int, C.c_char_p, C.c_size_t)
 
 
 class LibbpfError(Exception):
@@ -74,8 +75,23 @@ class LibbpfError(Exception):
 
     def __init__(self, what: str, err: int, messages: list[str] | None = None, log: str = ""):
         self.what, self.errno, self.messages, self.log = what, err, messages or [], log
-        detail = f"{what}: {errno_mod.errorcode.get(err, err)} ({os.strerror(err)})"
-        super().__init__(detail)
+        super().__init__(f"{what}: {describe_error(err)}")
+
+    def explain(self, last: int = 3) -> str:
+        """The error with libbpf's own last words, which usually say why."""
+        # libbpf's "try raising 'ulimit -l'" guess is wrong on every kernel since 5.11 (memcg accounting)
+        useful = [m for m in self.messages if "ulimit" not in m and "LOAD LOG" not in m]
+        said = "; ".join(m.removeprefix("libbpf: ") for m in useful[-last:])
+        return f"{self}" + (f" (libbpf: {said})" if said else "")
+
+
+def describe_error(err: int) -> str:
+    """errno names plus libbpf's own codes (>= 4000, e.g. LIBBPF_ERRNO__FORMAT)."""
+    if err >= 4000:
+        buf = C.create_string_buffer(256)
+        _strerror(err, buf, len(buf))
+        return buf.value.decode(errors="replace")
+    return f"{errno_mod.errorcode.get(err, err)} ({os.strerror(err)})"
 
 
 # libbpf prints through one process-wide callback; collect per thread so concurrent

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ctypes as C
 import os
+import re
 from dataclasses import dataclass
 
 from bpfleet.btf import RawType
@@ -105,10 +106,18 @@ class BpfObject:
             ffi._prog_set_log_buf(p, buf, VERIFIER_LOG_SIZE)
         with ffi._Capture() as lines:
             rc = ffi._obj_load(self._obj)
-        logs = "\n".join(f"--- {n} ---\n{b.value.decode(errors='replace')}"
-                         for n, b in self._log_bufs.items() if b.value)
+        # libbpf asks the kernel for a log only when a load fails: a filled buffer names the culprit.
+        failed = [(n, b.value.decode(errors="replace")) for n, b in self._log_bufs.items() if b.value]
         self._log_bufs.clear()  # 1 MiB each; not needed after load
-        ffi._check(rc, f"load {self.path}", lines, logs)
+        # Refusals without a verifier log (EPERM for fentry or lsm, say) are named in libbpf's messages.
+        failed += [(m.group(1), "") for line in lines
+                   if (m := re.search(r"prog '(\w+)': BPF program load failed", line)) and m.group(1) in self._progs]
+        if rc < 0 and failed:
+            name, log = failed[0]
+            section = _str(ffi._prog_section(self._progs[name]))
+            raise LibbpfError(f"load program {name} (SEC(\"{section}\")) of {self.path}",
+                              -rc, lines, log)
+        ffi._check(rc, f"load {self.path}", lines)
         self.loaded = True
 
     # ---- after load ----

@@ -63,6 +63,7 @@ static __always_inline int trace_rq_start(struct request *rq, bool issue)
 SEC("tp_btf/block_rq_insert")
 int BPF_PROG(block_rq_insert, struct request *rq)
 {
+	BPFLEET_GATE();
 	if (!queued)
 		return 0;
 	return trace_rq_start(rq, false);
@@ -71,6 +72,7 @@ int BPF_PROG(block_rq_insert, struct request *rq)
 SEC("tp_btf/block_rq_issue")
 int BPF_PROG(block_rq_issue, struct request *rq)
 {
+	BPFLEET_GATE();
 	return trace_rq_start(rq, true);
 }
 
@@ -100,6 +102,8 @@ int BPF_PROG(block_rq_complete, struct request *rq, blk_status_t error, unsigned
 	struct disk_op key;
 	__u64 *tsp, delta_us = 0;
 	bool timed = false;
+
+	BPFLEET_GATE();
 
 	tsp = bpf_map_lookup_elem(&start, &rq);
 	if (tsp) {

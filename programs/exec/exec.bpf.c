@@ -6,6 +6,7 @@
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include "bpfleet.h"
 #include <bpf/bpf_core_read.h>
 #include "exec.h"
 
@@ -32,6 +33,8 @@ int sched_process_exec(struct trace_event_raw_sched_process_exec *ctx)
 	struct exec_key key;
 	__u64 one = 1, *count;
 	unsigned int fname_off;
+
+	BPFLEET_GATE();
 
 	__builtin_memset(&key, 0, sizeof(key));
 	bpf_get_current_comm(key.comm, sizeof(key.comm));

@@ -28,4 +28,36 @@ static __always_inline __u32 bpfleet_log2_slot(__u64 v, __u32 max_slots)
 	return s < max_slots ? s : max_slots - 1;
 }
 
+/*
+ * Exactly-once upgrades. During an upgrade the exporter attaches the new version while the old
+ * one still runs; both would count the same events into the maps they share. The gate is a
+ * one-slot map shared by every version of a program, holding the generation allowed to count;
+ * each loaded version knows its own generation (set by the exporter before load). The exporter
+ * attaches the new version, then flips the gate to it in one map write, then detaches the old:
+ * every event is counted by exactly one version. Start every program with BPFLEET_GATE().
+ * Outside bpfleet (bpftool, tests) the gate reads 0 and generation is 0, so programs count.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} bpfleet_gate SEC(".maps");
+
+const volatile __u64 bpfleet_generation = 0;
+
+static __always_inline int bpfleet_active(void)
+{
+	__u32 zero = 0;
+	__u64 *allowed = bpf_map_lookup_elem(&bpfleet_gate, &zero);
+
+	return !allowed || *allowed == bpfleet_generation;
+}
+
+#define BPFLEET_GATE()                  \
+	do {                            \
+		if (!bpfleet_active())  \
+			return 0;       \
+	} while (0)
+
 #endif /* __BPFLEET_H */

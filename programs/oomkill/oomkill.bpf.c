@@ -6,12 +6,14 @@
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include "bpfleet.h"
 
 __u64 oom_kills = 0;
 
 SEC("tracepoint/oom/mark_victim")
 int mark_victim(void *ctx)
 {
+	BPFLEET_GATE();
 	__sync_fetch_and_add(&oom_kills, 1);
 	return 0;
 }

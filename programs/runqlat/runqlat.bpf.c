@@ -49,6 +49,7 @@ static __always_inline void trace_enqueue(__u32 pid)
 SEC("tp_btf/sched_wakeup")
 int BPF_PROG(sched_wakeup, struct task_struct *p)
 {
+	BPFLEET_GATE();
 	trace_enqueue(p->pid);
 	return 0;
 }
@@ -56,6 +57,7 @@ int BPF_PROG(sched_wakeup, struct task_struct *p)
 SEC("tp_btf/sched_wakeup_new")
 int BPF_PROG(sched_wakeup_new, struct task_struct *p)
 {
+	BPFLEET_GATE();
 	trace_enqueue(p->pid);
 	return 0;
 }
@@ -68,6 +70,8 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_s
 	__u64 *tsp;
 	__s64 delta;
 	__u64 delta_us;
+
+	BPFLEET_GATE();
 
 	/* Preempted, not sleeping: it goes straight back on the run queue. */
 	if (prev->__state == TASK_RUNNING)

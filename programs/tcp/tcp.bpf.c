@@ -7,6 +7,7 @@
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include "bpfleet.h"
 #include "tcp.h"
 
 /* Per CPU: on a busy server every connection makes several transitions. */
@@ -52,6 +53,8 @@ int inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	struct tcp_conn_key ckey;
 	int oldstate, newstate;
 
+	BPFLEET_GATE();
+
 	/* The tracepoint also fires for SCTP, MPTCP and others. */
 	if (ctx->protocol != IPPROTO_TCP)
 		return 0;
@@ -80,6 +83,7 @@ int inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 SEC("tracepoint/tcp/tcp_retransmit_skb")
 int tcp_retransmit_skb(void *ctx)
 {
+	BPFLEET_GATE();
 	__sync_fetch_and_add(&tcp_retransmits, 1);
 	return 0;
 }
