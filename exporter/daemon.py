@@ -34,9 +34,9 @@ class Exporter:
     def scrape(self) -> bytes:
         with self._scrape_lock:
             t0 = time.perf_counter()
-            families, stats, errors = self.supervisor.collect()
+            families, stats, _errors = self.supervisor.collect()
             with self.supervisor.lock:
-                families += selfmetrics.families(self.supervisor, stats, errors, self.last_scrape_seconds)
+                families += selfmetrics.families(self.supervisor, stats, self.last_scrape_seconds)
             body = render(families)
             self.last_scrape_seconds = time.perf_counter() - t0
             return body

@@ -14,12 +14,13 @@ def _counter(name, help_, samples):
     return Family(name, "counter", help_, samples)
 
 
-def families(supervisor, map_stats, read_errors, last_scrape_seconds: float | None) -> list[Family]:
-    info, attached, load_errors, run_ns, run_cnt, rb_events, rb_drops = [], [], [], [], [], [], []
+def families(supervisor, map_stats, last_scrape_seconds: float | None) -> list[Family]:
+    info, attached, load_errors, read_errors, run_ns, run_cnt, rb_events, rb_drops = ([] for _ in range(8))
     for slot in supervisor.slots.values():
         p, lbl = slot.running, render_labels([("program", slot.name)])
         attached.append(("", lbl, 1 if p and p.obj.attached else 0))
         load_errors.append(("", lbl, slot.load_errors))
+        read_errors.append(("", lbl, slot.read_errors))
         if not p:
             continue
         info.append(("", render_labels([("program", slot.name), ("version", p.artifact.version),
@@ -52,8 +53,8 @@ def families(supervisor, map_stats, read_errors, last_scrape_seconds: float | No
         _gauge("bpfleet_map_read_duration_seconds", "Time to read the map in this scrape", read_s),
         _counter("bpfleet_ringbuf_events_total", "Ring buffer events consumed", rb_events),
         _counter("bpfleet_ringbuf_drops_total", "Ring buffer events the program could not reserve", rb_drops),
-        _counter("bpfleet_read_errors_total", "Programs whose maps could not be read in this scrape",
-                 [("", render_labels([("program", p)]), 1) for p, _ in read_errors]),
+        _counter("bpfleet_read_errors_total", "Scrapes in which the program's maps could not be read",
+                 read_errors),
     ]
     if last_scrape_seconds is not None:
         fams.append(_gauge("bpfleet_scrape_duration_seconds", "Time the previous scrape took (read, decode, render)",

@@ -28,6 +28,7 @@ class Slot:
     error: str | None = None
     verifier_log: str = ""
     load_errors: int = 0
+    read_errors: int = 0
     last_change: float = field(default_factory=time.time)
     last_swap_seconds: float | None = None
 
@@ -153,6 +154,7 @@ class Supervisor:
                     fams, ms = p.collect()
                 except Exception as e:  # one broken program must not take the scrape down
                     log.exception("reading %s failed", p.artifact.ref)
+                    self.slots[p.name].read_errors += 1
                     errors.append((p.name, str(e)))
                     continue
                 families.extend(fams)
