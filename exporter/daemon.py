@@ -17,29 +17,35 @@ from exporter import libbpf, selfmetrics
 from exporter.admin import make_admin_server
 from exporter.exposition import render
 from exporter.http import make_server
+from exporter.snapshot import SnapshotCache
 from exporter.supervisor import Supervisor
 
 log = logging.getLogger("bpfleet.exporter")
 RING_POLL_SECONDS = 0.2
+# Requests share a snapshot finished at most this long before they arrived (besides sharing one
+# in progress). 0: every scrape sees the maps as they are now.
+SNAPSHOT_MAX_AGE = 0.0
 
 
 class Exporter:
     def __init__(self, config: config_mod.Config, registry: str):
         self.config = config
         self.supervisor = Supervisor(registry, config.pin_root, config.source)
-        self._scrape_lock = threading.Lock()
+        self.snapshots = SnapshotCache(self.supervisor.snapshot, SNAPSHOT_MAX_AGE)
+        self.supervisor.on_change = self.snapshots.invalidate
+        self._render_lock = threading.Lock()   # the collectors' label caches are not shared
         self.last_scrape_seconds: float | None = None
         self.started = time.time()
 
     def scrape(self) -> bytes:
-        with self._scrape_lock:
-            t0 = time.perf_counter()
-            families, stats, _errors = self.supervisor.collect()
-            with self.supervisor.lock:
-                families += selfmetrics.families(self.supervisor, stats, self.last_scrape_seconds)
+        t0 = time.perf_counter()
+        snap = self.snapshots.get()
+        with self._render_lock:
+            families = [f for ps in snap.programs for f in ps.program.families(ps)]
+            families += selfmetrics.families(snap, self.last_scrape_seconds)
             body = render(families)
             self.last_scrape_seconds = time.perf_counter() - t0
-            return body
+        return body
 
     def status(self) -> dict:
         return {"config": self.config.source, "registry": str(self.supervisor.registry),

@@ -14,6 +14,7 @@ from bpfleet.registry import Artifact
 from exporter import handover, libbpf
 from exporter.collect import MetricCollector, scalar_format
 from exporter.exposition import Family
+from exporter.snapshot import MapData, MapStat, ProgramSnapshot, RingStat
 
 log = logging.getLogger("bpfleet.exporter")
 VERIFIER_TAIL_LINES = 30
@@ -38,18 +39,13 @@ class LoadError(Exception):
 
 
 @dataclass
-class MapStat:
-    map: str
-    entries: int
-    max_entries: int
-    read_seconds: float
-
-
-@dataclass
-class RingStat:
+class RingCounter:
     map: str
     events: int = 0
-    drops: int = 0
+
+
+def _view(d: MapData) -> tuple[memoryview, memoryview, int]:
+    return memoryview(d.keys), memoryview(d.values), d.count
 
 
 @dataclass
@@ -61,7 +57,7 @@ class LoadedProgram:
     knobs: dict
     collectors: list = field(default_factory=list)     # (MetricCollector, map name)
     readers: dict = field(default_factory=dict)        # map name -> MapReader
-    rings: list = field(default_factory=list)          # (RingBuffer, RingStat, EventPlan)
+    rings: list = field(default_factory=list)          # (RingBuffer, RingCounter, EventPlan)
     loaded_at: float = field(default_factory=time.time)
     generation: int = 1          # see exporter/handover.py
 
@@ -69,24 +65,30 @@ class LoadedProgram:
     def name(self) -> str:
         return self.artifact.name
 
-    def collect(self) -> tuple[list[Family], list[MapStat]]:
-        """Read every map once and build this program's families."""
-        data, stats = {}, []
+    def read(self) -> ProgramSnapshot:
+        """Read every map once (copying the bytes out of the reusable buffers) and the stats."""
+        maps, stats = {}, []
         for name, reader in self.readers.items():
             t0 = time.perf_counter()
-            data[name] = reader.read()
-            stats.append(MapStat(name, data[name][2], reader.max_entries, time.perf_counter() - t0))
-        return [c.family(*data[m]) for c, m in self.collectors], stats
+            keys, values, n = reader.read()
+            maps[name] = MapData(keys.tobytes(), values.tobytes(), n)
+            stats.append(MapStat(name, n, reader.max_entries, time.perf_counter() - t0))
+        rings = tuple(RingStat(stat.map, stat.events,
+                               self._read_global(plan.drops_section, plan.drops) if plan.drops else 0)
+                      for _rb, stat, plan in self.rings)
+        return ProgramSnapshot(self, maps, tuple(stats), self.program_stats(), rings)
+
+    def families(self, snap: ProgramSnapshot) -> list[Family]:
+        """This program's Prometheus families from one snapshot of its maps."""
+        return [c.family(*_view(snap.maps[m])) for c, m in self.collectors]
+
+    def collect(self) -> tuple[list[Family], list[MapStat]]:
+        snap = self.read()
+        return self.families(snap), list(snap.map_stats)
 
     def consume_events(self) -> None:
         for rb, _stat, _plan in self.rings:
             rb.consume()
-
-    def ring_stats(self) -> list[RingStat]:
-        for _rb, stat, plan in self.rings:
-            if plan.drops:
-                stat.drops = self._read_global(plan.drops_section, plan.drops)
-        return [s for _rb, s, _p in self.rings]
 
     def _read_global(self, section: str, sc: schema.Scalar) -> int:
         map_name = self.obj.section_map(section)
@@ -226,7 +228,7 @@ def _wire(prog: LoadedProgram) -> None:
             mp = _as_section_record(mp, info)
         prog.collectors.append((MetricCollector(mp, ncpus), map_name))
     for ev in prog.plan.events:
-        stat = RingStat(ev.map)
+        stat = RingCounter(ev.map)
 
         def count(_data, stat=stat):
             stat.events += 1

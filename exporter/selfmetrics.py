@@ -1,7 +1,8 @@
-"""The exporter's own metrics (prefixed bpfleet_), built from plain status data."""
+"""The exporter's own metrics (prefixed bpfleet_), from a snapshot."""
 from __future__ import annotations
 
 from exporter.exposition import Family, render_labels
+from exporter.snapshot import Snapshot
 
 BUILD_VERSION = "0.1.0"
 
@@ -14,49 +15,51 @@ def _counter(name, help_, samples):
     return Family(name, "counter", help_, samples)
 
 
-def families(supervisor, map_stats, last_scrape_seconds: float | None) -> list[Family]:
-    info, attached, load_errors, read_errors, run_ns, run_cnt, rb_events, rb_drops = ([] for _ in range(8))
-    for slot in supervisor.slots.values():
-        p, lbl = slot.running, render_labels([("program", slot.name)])
-        attached.append(("", lbl, 1 if p and p.obj.attached else 0))
+def families(snap: Snapshot, last_scrape_seconds: float | None) -> list[Family]:
+    info, attached, load_errors, read_errors = [], [], [], []
+    for slot in snap.slots:
+        lbl = render_labels([("program", slot.name)])
+        attached.append(("", lbl, 1 if slot.attached else 0))
         load_errors.append(("", lbl, slot.load_errors))
         read_errors.append(("", lbl, slot.read_errors))
-        if not p:
-            continue
-        info.append(("", render_labels([("program", slot.name), ("version", p.artifact.version),
-                                        ("digest", p.artifact.digest)]), 1))
-        for prog, st in p.program_stats().items():
-            pl = render_labels([("program", slot.name), ("bpf_program", prog)])
+        if slot.version:
+            info.append(("", render_labels([("program", slot.name), ("version", slot.version),
+                                            ("digest", slot.digest)]), 1))
+    run_ns, run_cnt, rb_events, rb_drops = [], [], [], []
+    entries, max_entries, fill, read_s = [], [], [], []
+    for ps in snap.programs:
+        for prog, st in ps.kernel.items():
+            pl = render_labels([("program", ps.name), ("bpf_program", prog)])
             run_ns.append(("", pl, st.run_time_ns / 1e9))
             run_cnt.append(("", pl, st.run_cnt))
-        for rs in p.ring_stats():
-            rl = render_labels([("program", slot.name), ("map", rs.map)])
+        for rs in ps.rings:
+            rl = render_labels([("program", ps.name), ("map", rs.map)])
             rb_events.append(("", rl, rs.events))
             rb_drops.append(("", rl, rs.drops))
-    entries, max_entries, fill, read_s = [], [], [], []
-    for prog, ms in map_stats:
-        ml = render_labels([("program", prog), ("map", ms.map)])
-        entries.append(("", ml, ms.entries))
-        max_entries.append(("", ml, ms.max_entries))
-        fill.append(("", ml, ms.entries / ms.max_entries if ms.max_entries else 0))
-        read_s.append(("", ml, ms.read_seconds))
+        for ms in ps.map_stats:
+            ml = render_labels([("program", ps.name), ("map", ms.map)])
+            entries.append(("", ml, ms.entries))
+            max_entries.append(("", ml, ms.max_entries))
+            fill.append(("", ml, ms.entries / ms.max_entries if ms.max_entries else 0))
+            read_s.append(("", ml, ms.read_seconds))
     fams = [
         _gauge("bpfleet_build_info", "bpfleet exporter build", [("", render_labels([("version", BUILD_VERSION)]), 1)]),
         _gauge("bpfleet_program_info", "Programs running, with version and artifact digest", info),
         _gauge("bpfleet_program_attached", "1 if the program is loaded and attached", attached),
         _counter("bpfleet_program_load_errors_total", "Failed loads, attaches and upgrades", load_errors),
+        _counter("bpfleet_read_errors_total", "Snapshots in which the program's maps could not be read", read_errors),
         _counter("bpfleet_program_run_time_seconds_total", "Kernel CPU time spent in the BPF program (bpf_stats)", run_ns),
         _counter("bpfleet_program_run_count_total", "Times the BPF program ran (bpf_stats)", run_cnt),
-        _gauge("bpfleet_map_entries", "Entries read from the map in this scrape", entries),
+        _gauge("bpfleet_map_entries", "Entries read from the map in the latest snapshot", entries),
         _gauge("bpfleet_map_max_entries", "The map's capacity", max_entries),
         _gauge("bpfleet_map_fill_ratio", "Entries / max_entries", fill),
-        _gauge("bpfleet_map_read_duration_seconds", "Time to read the map in this scrape", read_s),
+        _gauge("bpfleet_map_read_duration_seconds", "Time to read the map for the latest snapshot", read_s),
         _counter("bpfleet_ringbuf_events_total", "Ring buffer events consumed", rb_events),
         _counter("bpfleet_ringbuf_drops_total", "Ring buffer events the program could not reserve", rb_drops),
-        _counter("bpfleet_read_errors_total", "Scrapes in which the program's maps could not be read",
-                 read_errors),
+        _gauge("bpfleet_snapshot_read_duration_seconds", "Time to read every map for the latest snapshot",
+               [("", "", snap.read_seconds)]),
     ]
     if last_scrape_seconds is not None:
-        fams.append(_gauge("bpfleet_scrape_duration_seconds", "Time the previous scrape took (read, decode, render)",
-                           [("", "", last_scrape_seconds)]))
+        fams.append(_gauge("bpfleet_scrape_duration_seconds",
+                           "Time the previous scrape took (snapshot, decode, render)", [("", "", last_scrape_seconds)]))
     return fams

@@ -14,7 +14,8 @@ from pathlib import Path
 from bpfleet import manifest as manifest_mod, registry as reg
 from bpfleet.problems import ProblemsError
 from exporter.config import Config, ProgramConfig
-from exporter.loader import LoadError, LoadedProgram, MapStat, load_program
+from exporter.loader import LoadError, LoadedProgram, load_program
+from exporter.snapshot import SlotState, Snapshot
 
 log = logging.getLogger("bpfleet.exporter")
 
@@ -54,6 +55,7 @@ class Supervisor:
         self.registry, self.pin_root, self.config_source = Path(registry), pin_root, config_source
         self.slots: dict[str, Slot] = {}
         self.lock = threading.RLock()
+        self.on_change = lambda: None   # called after every load, upgrade and unload
 
     # ---- lifecycle ----
     def apply(self, config: Config) -> dict[str, str | None]:
@@ -96,6 +98,7 @@ class Supervisor:
             slot.last_swap_seconds = time.perf_counter() - t0 if old else None
             slot.running, slot.error, slot.verifier_log = new, None, ""
             slot.last_change = time.time()
+            self.on_change()
             verb = f"upgraded {old.artifact.ref} →" if old else "loaded"
             log.info("%s %s (sha256:%s)%s", verb, new.artifact.ref, new.artifact.digest[:12],
                      f", kept maps {', '.join(reused)}" if reused else "")
@@ -116,6 +119,7 @@ class Supervisor:
 
     def _failed(self, slot: Slot, e: Exception, old: LoadedProgram | None) -> str:
         slot.load_errors += 1
+        self.on_change()
         slot.error = str(e).splitlines()[0] if isinstance(e, LoadError) else str(e)
         slot.verifier_log = getattr(e, "log_tail", "")
         slot.last_change = time.time()
@@ -134,6 +138,7 @@ class Supervisor:
             if slot.running:
                 slot.running.close()
                 log.info("unloaded %s", slot.running.artifact.ref)
+            self.on_change()
             return True
 
     def close(self) -> None:
@@ -145,21 +150,23 @@ class Supervisor:
     def running(self) -> list[LoadedProgram]:
         return [s.running for s in self.slots.values() if s.running]
 
-    def collect(self) -> tuple[list, list[tuple[str, MapStat]], list[tuple[str, str]]]:
-        """-> (families, (program, map stat) pairs, (program, error) pairs for failed reads)."""
-        families, stats, errors = [], [], []
+    def snapshot(self) -> Snapshot:
+        """Read every running program's maps and stats, and every slot's state, at one moment."""
         with self.lock:
+            t0 = time.perf_counter()
+            programs = []
             for p in self.running():
                 try:
-                    fams, ms = p.collect()
-                except Exception as e:  # one broken program must not take the scrape down
+                    programs.append(p.read())
+                except Exception:  # one broken program must not take the others down
                     log.exception("reading %s failed", p.artifact.ref)
                     self.slots[p.name].read_errors += 1
-                    errors.append((p.name, str(e)))
-                    continue
-                families.extend(fams)
-                stats.extend((p.name, m) for m in ms)
-        return families, stats, errors
+            slots = tuple(SlotState(s.name, bool(s.running and s.running.obj.attached),
+                                    s.running.artifact.version if s.running else None,
+                                    s.running.artifact.digest if s.running else None,
+                                    s.load_errors, s.read_errors) for s in self.slots.values())
+            return Snapshot(time.time_ns(), time.monotonic(), tuple(programs), slots,
+                            time.perf_counter() - t0)
 
     def consume_events(self) -> None:
         with self.lock:

@@ -33,11 +33,17 @@ def test_walkthrough_program_builds_loads_and_counts(tmp_path, exporters):
     e = exporters({"signals": {}, "syscalls": {}}, registry=registry)
     assert e.program("signals")["state"] == "attached"
     child = subprocess.Popen(["sleep", "30"])
+    comm = Path(f"/proc/{child.pid}/comm")
+    deadline_poll(lambda: comm.read_text().strip() == "sleep", timeout=10, what="the child to exec sleep")
     os.kill(child.pid, signal.SIGTERM)
     child.wait()
 
     def counted():
         m = e.metrics()
         return m.has("signals_generated_total", signal="SIGTERM", comm="sleep") and m
-    m = deadline_poll(counted, timeout=10, what="signals_generated_total{signal=SIGTERM,comm=sleep}")
+    try:
+        m = deadline_poll(counted, timeout=10, what="signals_generated_total{signal=SIGTERM,comm=sleep}")
+    except AssertionError:
+        seen = [s for s in e.metrics().find("signals_generated_total")]
+        raise AssertionError(f"no SIGTERM to sleep counted; signals_generated_total has: {seen}")
     assert m.value("signals_generated_total", signal="SIGTERM", comm="sleep") >= 1

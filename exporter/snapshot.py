@@ -1,0 +1,88 @@
+"""One reading of everything an exporter serves, at one moment (plain data).
+
+Prometheus scrapes and OTLP pushes run on their own schedules; both render from a Snapshot.
+Requests that arrive while a snapshot is being taken share it, so the maps are read once per
+moment whoever asks, and rendering one format never holds up the other.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class MapData:
+    keys: bytes
+    values: bytes
+    count: int
+
+
+@dataclass(frozen=True)
+class MapStat:
+    map: str
+    entries: int
+    max_entries: int
+    read_seconds: float
+
+
+@dataclass(frozen=True)
+class RingStat:
+    map: str
+    events: int
+    drops: int
+
+
+@dataclass(frozen=True)
+class ProgramSnapshot:
+    program: object                 # the LoadedProgram: its plan and per-format collectors
+    maps: dict                      # map name -> MapData
+    map_stats: tuple = ()           # MapStat per map read
+    kernel: dict = field(default_factory=dict)   # BPF program name -> libbpf.KernelStats
+    rings: tuple = ()               # RingStat per ring buffer
+
+    @property
+    def name(self) -> str:
+        return self.program.name
+
+
+@dataclass(frozen=True)
+class SlotState:
+    """What the self-metrics say about one configured program."""
+    name: str
+    attached: bool
+    version: str | None
+    digest: str | None
+    load_errors: int
+    read_errors: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    time_unix_ns: int
+    monotonic: float
+    programs: tuple                 # ProgramSnapshot
+    slots: tuple                    # SlotState
+    read_seconds: float
+
+
+class SnapshotCache:
+    """Single flight: a request arriving while a snapshot is being taken waits for it and shares
+    it; a request arriving later takes a new one (or, with `max_age`, shares one that young)."""
+
+    def __init__(self, take, max_age: float = 0.0):
+        self._take, self.max_age = take, max_age
+        self._lock = threading.Lock()
+        self._latest: Snapshot | None = None
+
+    def get(self) -> Snapshot:
+        asked = time.monotonic()
+        with self._lock:
+            s = self._latest
+            if s is None or s.monotonic < asked - self.max_age:
+                s = self._latest = self._take()
+            return s
+
+    def invalidate(self) -> None:
+        # No lock: callers hold the supervisor's lock, which a snapshot in progress takes too.
+        self._latest = None
