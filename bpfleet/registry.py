@@ -19,6 +19,8 @@ from bpfleet.manifest import SEMVER_RE
 from bpfleet.problems import Problem, ProblemsError
 
 INDEX = "index.json"
+SIGNATURE = "signature.ed25519"     # see bpfleet/signing.py; outside the digest it signs
+NOT_CONTENT = {INDEX, SIGNATURE}
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ def digest_of(files: dict[str, str]) -> str:
 
 def file_digests(directory: Path) -> dict[str, str]:
     return {p.name: sha256_file(p) for p in sorted(directory.iterdir())
-            if p.is_file() and p.name != INDEX}
+            if p.is_file() and p.name not in NOT_CONTENT}
 
 
 def version_key(v: str) -> tuple:
@@ -135,8 +137,10 @@ def names(registry: Path) -> list[str]:
     return sorted(p.name for p in registry.iterdir() if p.is_dir() and versions(registry, p.name))
 
 
-def resolve(registry: Path, name: str, version: str = "latest") -> Artifact:
-    """Find `name@version` ("latest" = highest) and verify its files against its index."""
+def resolve(registry: Path, name: str, version: str = "latest",
+            trusted_keys: list[Path] | None = None) -> Artifact:
+    """Find `name@version` ("latest" = highest) and verify its files against its index and,
+    with `trusted_keys`, its signature (unsigned or wrongly signed artifacts are refused)."""
     where = f"{registry}/{name}"
     if not re.match(r"^[a-z][a-z0-9_]*$", name):
         raise ProblemsError([Problem(str(registry), "", f"{name!r} is not a program name")])
@@ -158,4 +162,10 @@ def resolve(registry: Path, name: str, version: str = "latest") -> Artifact:
                      if files.get(n) != index.get("files", {}).get(n))
         raise ProblemsError([Problem(str(d), INDEX, f"artifact does not match its digests "
                                      f"(changed: {', '.join(bad) or 'index'}); refusing to use it")])
+    if trusted_keys:
+        from bpfleet import signing
+        try:
+            signing.verify(d, index["digest"], trusted_keys)
+        except signing.SignatureError as e:
+            raise ProblemsError([Problem(str(d), SIGNATURE, str(e))])
     return Artifact(name, version, index["digest"], d)

@@ -32,6 +32,7 @@ class Config:
     pin_root: str = DEFAULT_PIN_ROOT
     admin_socket: str = DEFAULT_ADMIN_SOCKET
     programs: dict = field(default_factory=dict)   # name -> ProgramConfig
+    trusted_keys: tuple = ()                       # ed25519 public keys; set: only signed artifacts load
 
 
 def builtin_program_names() -> list[str]:
@@ -56,7 +57,7 @@ def parse(text: str, path: str) -> Config:
     except tomli.TOMLDecodeError as e:
         raise ProblemsError([Problem(path, "", f"not valid TOML: {e}")])
     problems: list[Problem] = []
-    known = {"listen", "registry", "pin_root", "admin_socket", "programs"}
+    known = {"listen", "registry", "pin_root", "admin_socket", "programs", "trusted_keys"}
     for k in doc:
         if k not in known:
             problems.append(Problem(path, k, f"unknown field (expected one of: {', '.join(sorted(known))})"))
@@ -72,6 +73,13 @@ def parse(text: str, path: str) -> Config:
         pc = _program(name, spec, path, problems)
         if pc is not None:
             programs[name] = pc
+    keys = doc.get("trusted_keys", [])
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        problems.append(Problem(path, "trusted_keys", "expected a list of public key file paths"))
+        keys = []
+    for i, k in enumerate(keys):
+        if not Path(k).is_file():
+            problems.append(Problem(path, f"trusted_keys[{i}]", f"{k}: no such file"))
     if "listen" in doc and isinstance(doc["listen"], str):
         try:
             parse_listen(doc["listen"], path)
@@ -81,7 +89,7 @@ def parse(text: str, path: str) -> Config:
         raise ProblemsError(problems)
     return Config(path, doc.get("listen", DEFAULT_LISTEN), doc.get("registry"),
                   doc.get("pin_root", DEFAULT_PIN_ROOT), doc.get("admin_socket", DEFAULT_ADMIN_SOCKET),
-                  programs)
+                  programs, tuple(keys))
 
 
 def _program(name: str, spec, path: str, problems: list) -> ProgramConfig | None:

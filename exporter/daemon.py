@@ -30,7 +30,7 @@ SNAPSHOT_MAX_AGE = 0.0
 class Exporter:
     def __init__(self, config: config_mod.Config, registry: str):
         self.config = config
-        self.supervisor = Supervisor(registry, config.pin_root, config.source)
+        self.supervisor = Supervisor(registry, config.pin_root, config.source, config.trusted_keys)
         self.snapshots = SnapshotCache(self.supervisor.snapshot, SNAPSHOT_MAX_AGE)
         self.supervisor.on_change = self.snapshots.invalidate
         self._render_lock = threading.Lock()   # the collectors' label caches are not shared

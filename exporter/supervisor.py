@@ -51,8 +51,9 @@ class Slot:
 
 
 class Supervisor:
-    def __init__(self, registry: str, pin_root: str, config_source: str):
+    def __init__(self, registry: str, pin_root: str, config_source: str, trusted_keys=()):
         self.registry, self.pin_root, self.config_source = Path(registry), pin_root, config_source
+        self.trusted_keys = [Path(k) for k in trusted_keys]
         self.slots: dict[str, Slot] = {}
         self.lock = threading.RLock()
         self.on_change = lambda: None   # called after every load, upgrade and unload
@@ -62,6 +63,7 @@ class Supervisor:
         """Make the running set match `config`. -> name → error (None when fine)."""
         with self.lock:
             self.config_source = config.source
+            self.trusted_keys = [Path(k) for k in config.trusted_keys]
             results = {}
             for name in [n for n in self.slots if n not in config.programs]:
                 self.unload(name)
@@ -83,7 +85,7 @@ class Supervisor:
             old = slot.running
             t0 = time.perf_counter()
             try:
-                artifact = reg.resolve(self.registry, pc.name, pc.version)
+                artifact = reg.resolve(self.registry, pc.name, pc.version, self.trusted_keys)
                 if digest and artifact.digest != digest:
                     raise LoadError(str(artifact.dir), f"digest mismatch: the registry has "
                                     f"{artifact.digest}, the caller asked for {digest}; refusing")

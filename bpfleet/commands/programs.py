@@ -38,6 +38,22 @@ def add_parser(sub, registry_arg) -> None:
     registry_arg(c)
     c.set_defaults(run=run_check)
 
+    k = psub.add_parser("keygen", help="create an ed25519 release key pair",
+                        description="Write DIR/release.key (private, mode 0600) and DIR/release.pub. "
+                        "Sign artifacts with the private key; give hosts the public one "
+                        "(exporter config: trusted_keys).")
+    k.add_argument("dir", metavar="DIR", type=Path)
+    k.set_defaults(run=run_keygen)
+
+    sg = psub.add_parser("sign", help="sign NAME@VERSION in the registry",
+                         description="Sign an artifact's digest with an ed25519 private key; the "
+                         "signature is stored beside it as signature.ed25519. Exporters with "
+                         "trusted_keys refuse unsigned or wrongly signed artifacts.")
+    sg.add_argument("refs", nargs="+", metavar="NAME@VERSION")
+    sg.add_argument("--key", required=True, type=Path, help="ed25519 private key (PEM)")
+    registry_arg(sg)
+    sg.set_defaults(run=run_sign)
+
     ls = psub.add_parser("list", help="list programs and versions in the registry")
     ls.add_argument("--json", action="store_true", help="print as JSON")
     registry_arg(ls)
@@ -99,3 +115,29 @@ def run_list(args) -> int:
         for r in rows:
             print(f"{r['name']:<16} {r['version']:<10} sha256:{r['digest']}")
     return 0
+
+
+def run_keygen(args) -> int:
+    from bpfleet import signing
+    priv, pub = args.dir / "release.key", args.dir / "release.pub"
+    if priv.exists():
+        print(f"bpfleet programs keygen: {priv} exists; not overwriting a key", file=sys.stderr)
+        return 1
+    signing.generate(priv, pub)
+    print(f"private key {priv}\npublic key  {pub}")
+    return 0
+
+
+def run_sign(args) -> int:
+    from bpfleet import signing
+    registry, failed = Path(args.registry), False
+    for ref in args.refs:
+        name, _, version = ref.partition("@")
+        try:
+            artifact = reg.resolve(registry, name, version or "latest")
+            out = signing.sign(artifact.dir, artifact.digest, args.key)
+            print(f"signed {artifact.ref} sha256:{artifact.digest} -> {out}")
+        except (ProblemsError, signing.SignatureError) as e:
+            print(f"bpfleet programs sign: {e}", file=sys.stderr)
+            failed = True
+    return 1 if failed else 0
