@@ -14,7 +14,8 @@ def registry_arg(p: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    from bpfleet.commands import programs
+    from bpfleet.commands import dashboards, programs
+    from bpfleet.commands import top
     from exporter import main as exporter_main
 
     p = argparse.ArgumentParser(
@@ -22,7 +23,9 @@ def parser() -> argparse.ArgumentParser:
         description="Fleet-wide eBPF observability exporter and kernel hotpatch orchestrator.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     programs.add_parser(sub, registry_arg)
+    dashboards.add_parser(sub, registry_arg)
     exporter_main.add_parser(sub, registry_arg)
+    top.add_parser(sub, registry_arg)
     return p
 
 

@@ -12,7 +12,8 @@ import struct
 
 from bpfleet.decoders import DECODERS
 from bpfleet.schema import LabelPlan, MetricPlan, Scalar
-from exporter.exposition import Family, escape_label_value, le_label
+from exporter.exposition import Family, HistogramSeries, escape_label_value, parse_labels
+from exporter.histograms import prometheus_series, why_not_exponential
 
 LABEL_CACHE_LIMIT = 200_000
 _CODES = {(1, False): "B", (1, True): "b", (2, False): "H", (2, True): "h",
@@ -127,7 +128,8 @@ class MetricCollector:
         if self.split_cpus:
             self._cpu_labels = [LabelDecoder(plan.labels, f'cpu="{c}"') for c in range(self.ncpus)]
         if plan.hist:
-            self._le = [le_label(b) for b in plan.hist.upper_bounds] + ["+Inf"]
+            # Native buckets only where they are exact for every possible count (histograms.py).
+            self._native = why_not_exponential(self.spec.buckets, plan.hist.slots, self.spec.scale) is None
 
     def _value_columns(self, cpu_stride: int) -> list[Scalar]:
         """Every number to read per entry: per CPU, the value (or the slots and the sum)."""
@@ -155,8 +157,9 @@ class MetricCollector:
         key_list = [k for (k,) in self._key_format.iter_unpack(memoryview(keys).cast("B")[: n * self.plan.key_size])]
         values = memoryview(values).cast("B")[: n * self.value_stride]
         if self.plan.hist:
-            samples = self._hist_samples(key_list, self._format.iter_unpack(values))
-        elif self.split_cpus:
+            series = self._hist_series(key_list, self._format.iter_unpack(values))
+            return Family(self.spec.name, self.spec.type, self.spec.help, [], histograms=series)
+        if self.split_cpus:
             samples = self._cpu_samples(key_list, self._format.iter_unpack(values))
         else:
             samples = self._scalar_samples(key_list, values)
@@ -188,7 +191,7 @@ class MetricCollector:
             column += [r[cpu] * self.spec.scale for r in rows if r[cpu]]
         return _add_up(labels, column)
 
-    def _hist_samples(self, key_list: list[bytes], rows) -> list:
+    def _hist_series(self, key_list: list[bytes], rows) -> list[HistogramSeries]:
         h, ncpus = self.plan.hist, self.ncpus
         per_cpu = h.slots + (1 if h.sum else 0)
         sum_first = bool(h.sum) and h.sum.offset < h.offset
@@ -206,14 +209,6 @@ class MetricCollector:
             acc = merged.setdefault(lbl, [[0] * h.slots, 0])
             acc[0] = [a + b for a, b in zip(acc[0], counts)]
             acc[1] += total
-        samples = []
-        for lbl, (counts, total) in merged.items():
-            base = lbl[1:-1] + "," if lbl else ""
-            running = 0
-            for le, cnt in zip(self._le, counts):
-                running += cnt
-                samples.append(("_bucket", f'{{{base}le="{le}"}}', running))
-            if h.sum:
-                samples.append(("_sum", lbl, total * self.spec.scale))
-            samples.append(("_count", lbl, running))
-        return samples
+        return [prometheus_series(parse_labels(lbl), counts, total if h.sum else None,
+                                  self.spec.buckets, self.spec.scale, self._native)
+                for lbl, (counts, total) in merged.items()]

@@ -13,7 +13,7 @@ import time
 
 from bpfleet.problems import ProblemsError
 from exporter import config as config_mod
-from exporter import libbpf, selfmetrics
+from exporter import exposition_proto, libbpf, selfmetrics
 from exporter.admin import make_admin_server
 from exporter.exposition import render
 from exporter.http import make_server
@@ -37,13 +37,15 @@ class Exporter:
         self.last_scrape_seconds: float | None = None
         self.started = time.time()
 
-    def scrape(self) -> bytes:
+    formats = ("text", "protobuf")   # exporter/http.py negotiates with the scraper's Accept
+
+    def scrape(self, fmt: str = "text") -> bytes:
         t0 = time.perf_counter()
         snap = self.snapshots.get()
         with self._render_lock:
             families = [f for ps in snap.programs for f in ps.program.families(ps)]
             families += selfmetrics.families(snap, self.last_scrape_seconds)
-            body = render(families)
+            body = exposition_proto.render(families) if fmt == "protobuf" else render(families)
             self.last_scrape_seconds = time.perf_counter() - t0
         return body
 

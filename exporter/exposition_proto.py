@@ -34,6 +34,7 @@ _VALUE_FIELD = {"counter": 3, "gauge": 2, "untyped": 5}
 LABEL_CACHE_LIMIT = 200_000
 
 _double = struct.Struct("<d").pack
+_ONE_BYTE = [bytes((i,)) for i in range(128)]
 
 
 def varint(n: int) -> bytes:
@@ -80,17 +81,42 @@ def label_pairs(pairs: Iterable[tuple[str, str]]) -> bytes:
     return b"".join(_len_field(1, _string_field(1, n) + _string_field(2, v)) for n, v in pairs)
 
 
+# Pre-rendered text label string -> its Metric.label bytes / its pairs. Bounded like the
+# collectors' caches: past the limit they start over.
 _label_cache: dict[str, bytes] = {}
+_pairs_cache: dict[str, tuple] = {}
 
 
 def _labels_of(rendered: str) -> bytes:
-    """Metric.label fields for a pre-rendered text label string, cached like the text side's."""
     b = _label_cache.get(rendered)
     if b is None:
         if len(_label_cache) >= LABEL_CACHE_LIMIT:
             _label_cache.clear()
         b = _label_cache[rendered] = label_pairs(parse_labels(rendered))
     return b
+
+
+def _pairs_of(rendered: str) -> tuple:
+    p = _pairs_cache.get(rendered)
+    if p is None:
+        if len(_pairs_cache) >= LABEL_CACHE_LIMIT:
+            _pairs_cache.clear()
+        p = _pairs_cache[rendered] = tuple(parse_labels(rendered))
+    return p
+
+
+_bound_cache: dict[float, bytes] = {}
+
+
+def _bucket(bound: float, cumulative: int) -> bytes:
+    """Histogram.bucket: Bucket{cumulative_count=1, upper_bound=2}."""
+    ub = _bound_cache.get(bound)
+    if ub is None:
+        if len(_bound_cache) >= 4096:
+            _bound_cache.clear()
+        ub = _bound_cache[bound] = b"\x11" + _double(float(bound))
+    c = varint(cumulative)
+    return b"\x1a" + bytes((10 + len(c),)) + b"\x08" + c + ub
 
 
 def _span(offset: int, length: int) -> bytes:
@@ -101,9 +127,7 @@ def histogram(h: HistogramSeries) -> bytes:
     """A Histogram message: classic buckets (+Inf left implicit, as client_golang does), and the
     native fields when h.native is set. An unknown sum is NaN: 0 would be a false sum."""
     out = [_varint_field(1, h.count), _double_field(2, math.nan if h.sum is None else h.sum)]
-    for bound, cumulative in h.buckets:
-        if bound != math.inf:
-            out.append(_len_field(3, _varint_field(1, cumulative) + _double_field(2, bound)))
+    out.extend(_bucket(bound, cumulative) for bound, cumulative in h.buckets if bound != math.inf)
     n = h.native
     if n is not None:
         out.append(_varint_field(5, zigzag(n.schema)))
@@ -121,13 +145,13 @@ def series_from_samples(samples: Iterable[tuple[str, str, float | int]]) -> list
     only those: classic buckets, in the order given."""
     by_labels: dict[tuple, list] = {}
     for suffix, rendered, v in samples:
-        pairs = parse_labels(rendered)
+        pairs = _pairs_of(rendered)
         if suffix == "_bucket":
             le = next(value for name, value in pairs if name == "le")
             key = tuple(p for p in pairs if p[0] != "le")
             by_labels.setdefault(key, [[], None, 0])[0].append((float(le), v))
         elif suffix in ("_sum", "_count"):
-            acc = by_labels.setdefault(tuple(pairs), [[], None, 0])
+            acc = by_labels.setdefault(pairs, [[], None, 0])
             acc[1 if suffix == "_sum" else 2] = v
         else:
             raise ValueError(f"histogram sample suffix {suffix!r}")
@@ -147,12 +171,18 @@ def metric_family(family: Family) -> bytes:
         for h in series:
             metrics.append(_len_field(4, label_pairs(h.labels) + _len_field(7, histogram(h))))
     else:
-        field = _tag(_VALUE_FIELD[t], 2) + b"\x09\x09"   # Counter/Gauge/Untyped{value=1 double}: 9 bytes
+        # Metric{label..., counter|gauge|untyped = {value=1 double}}: the value part is 11 bytes.
+        value_head = _tag(_VALUE_FIELD[t], 2) + b"\x09\x09"
+        get, pack, small = _label_cache.get, _double, _ONE_BYTE
         for suffix, rendered, v in family.samples:
             if suffix:
                 raise ValueError(f"family {family.name}: sample suffix {suffix!r} in a {t}")
-            body = _labels_of(rendered) + field + _double(float(v))
-            metrics.append(b"\x22" + varint(len(body)) + body)   # Metric field 4, wire type 2
+            lb = get(rendered)
+            if lb is None:
+                lb = _labels_of(rendered)
+            n = len(lb) + 11
+            metrics.append(b"\x22" + (small[n] if n < 128 else varint(n)) + lb + value_head
+                           + pack(v if v.__class__ is float else float(v)))
     return head + b"".join(metrics)
 
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Block I/O latency by disk and operation, as a log2 histogram in
- * microseconds, after libbpf-tools' biolatency.
+ * units of 2^-20 s (bpfleet_ns_to_units), after libbpf-tools' biolatency.
  *
  * By default the clock starts when the request is issued to the driver, so
  * the histogram is device time. With the `queued` knob it starts when the
@@ -35,7 +35,7 @@ struct {
 
 /*
  * Per CPU because completions can run at millions per second on NVMe.
- * No prealloc: the value is ~230 bytes per CPU and only a few (disk, op)
+ * No prealloc: the value is ~550 bytes per CPU and only a few (disk, op)
  * pairs ever exist.
  */
 struct {
@@ -76,16 +76,29 @@ int BPF_PROG(block_rq_issue, struct request *rq)
 	return trace_rq_start(rq, true);
 }
 
+/*
+ * An all-zero histogram to create new entries from: at 66 slots it is too big for the 512-byte
+ * BPF stack, and .rodata is for knobs only. Nothing ever writes to it.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bio_hist);
+} empty_hist SEC(".maps");
+
 static __always_inline struct bio_hist *lookup_hist(const struct disk_op *key)
 {
-	struct bio_hist *hist, zero;
+	struct bio_hist *hist, *zero;
+	__u32 idx = 0;
 
 	hist = bpf_map_lookup_elem(&bio_hists, key);
 	if (hist)
 		return hist;
-	/* On the stack, not a static: .rodata is for knobs only. */
-	__builtin_memset(&zero, 0, sizeof(zero));
-	bpf_map_update_elem(&bio_hists, key, &zero, BPF_NOEXIST);
+	zero = bpf_map_lookup_elem(&empty_hist, &idx);
+	if (!zero)
+		return 0;
+	bpf_map_update_elem(&bio_hists, key, zero, BPF_NOEXIST);
 	return bpf_map_lookup_elem(&bio_hists, key);
 }
 
@@ -100,7 +113,7 @@ int BPF_PROG(block_rq_complete, struct request *rq, blk_status_t error, unsigned
 	struct gendisk *disk;
 	struct bio_hist *hist;
 	struct disk_op key;
-	__u64 *tsp, delta_us = 0;
+	__u64 *tsp, delta_units = 0;
 	bool timed = false;
 
 	BPFLEET_GATE();
@@ -111,7 +124,7 @@ int BPF_PROG(block_rq_complete, struct request *rq, blk_status_t error, unsigned
 
 		bpf_map_delete_elem(&start, &rq);
 		if (delta >= 0) {
-			delta_us = (__u64)delta / 1000;
+			delta_units = bpfleet_ns_to_units((__u64)delta);
 			timed = true;
 		}
 	}
@@ -134,8 +147,8 @@ int BPF_PROG(block_rq_complete, struct request *rq, blk_status_t error, unsigned
 	 */
 	hist->bytes += nr_bytes;
 	if (timed) {
-		hist->slots[bpfleet_log2_slot(delta_us, BIOLATENCY_SLOTS)] += 1;
-		hist->sum += delta_us;
+		hist->slots[bpfleet_log2_slot(delta_units, BIOLATENCY_SLOTS)] += 1;
+		hist->sum += delta_units;
 	}
 	return 0;
 }

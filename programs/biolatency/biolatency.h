@@ -3,7 +3,7 @@
 #define __BIOLATENCY_H
 
 /* Microseconds: slot 26 tops out at 2^25 us (~34 s) and the last slot holds the rest. */
-#define BIOLATENCY_SLOTS	27
+#define BIOLATENCY_SLOTS	66	/* = BPFLEET_LOG2_SLOTS: room for any u64, no overflow slot */
 
 struct disk_op {
 	__u32 dev;	/* kernel dev_t of the whole disk: major << 20 | first_minor */
@@ -12,7 +12,7 @@ struct disk_op {
 
 struct bio_hist {
 	__u64 slots[BIOLATENCY_SLOTS];
-	__u64 sum;	/* microseconds */
+	__u64 sum;	/* units of 2^-20 s, see bpfleet_ns_to_units() */
 	__u64 bytes;	/* bytes completed, including requests with no start time */
 };
 

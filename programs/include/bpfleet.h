@@ -6,9 +6,13 @@
 /*
  * Log2 histogram slot, upper bound inclusive (see docs/manifest.md, "Histograms"):
  *   slot 0 holds 0; slot s >= 1 holds (2^(s-2), 2^(s-1)].
- * That is exactly a Prometheus `le` bucket and an OpenTelemetry exponential bucket at
- * scale 0, so exporting is lossless. Values beyond the last slot land in the last slot.
+ * That is exactly a Prometheus `le` bucket and, with a power-of-two scale and enough slots
+ * (BPFLEET_LOG2_SLOTS), a native / OpenTelemetry exponential bucket: see docs/histograms.md.
+ * Values beyond the last slot land in the last slot.
  */
+/* Enough slots for any u64 (u64 max lands in slot 65): no slot is "everything larger". */
+#define BPFLEET_LOG2_SLOTS	66
+
 static __always_inline __u32 bpfleet_log2_slot(__u64 v, __u32 max_slots)
 {
 	__u32 s;
@@ -26,6 +30,23 @@ static __always_inline __u32 bpfleet_log2_slot(__u64 v, __u32 max_slots)
 	if (v >> 1)  { s += 1;  v >>= 1; }
 	s += v;
 	return s < max_slots ? s : max_slots - 1;
+}
+
+/*
+ * Durations for log2 histograms, in units of 2^-20 s (about 0.95 µs), rounded up.
+ * With `scale = 9.5367431640625e-07` (2^-20) in the manifest, every slot boundary is a power of
+ * two in seconds, so the Prometheus native and OpenTelemetry exponential histograms of the
+ * metric are exact (docs/histograms.md); microseconds (scale 1e-6) would not be. Rounding up
+ * keeps `le` honest: a duration lands in the first bucket whose bound is at least as large.
+ * Beyond 2^44 ns (4.9 hours) the shift would overflow; such durations go to the top slot.
+ */
+#define BPFLEET_UNITS_PER_SECOND	(1ULL << 20)
+
+static __always_inline __u64 bpfleet_ns_to_units(__u64 ns)
+{
+	if (ns >= (1ULL << 44))
+		return ~0ULL;
+	return ((ns << 20) + 999999999ULL) / 1000000000ULL;
 }
 
 /*

@@ -2,7 +2,7 @@
 /*
  * Scheduler run-queue latency: time from a task becoming runnable (woken,
  * newly created, or preempted while still runnable) to it getting a CPU.
- * After libbpf-tools' runqlat, as a single log2 histogram in microseconds.
+ * After libbpf-tools' runqlat, as a single log2 histogram in units of 2^-20 s (bpfleet_ns_to_units).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -69,7 +69,7 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_s
 	__u32 pid, zero = 0;
 	__u64 *tsp;
 	__s64 delta;
-	__u64 delta_us;
+	__u64 delta_units;
 
 	BPFLEET_GATE();
 
@@ -90,9 +90,9 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_s
 	hist = bpf_map_lookup_elem(&runq_hist, &zero);
 	if (!hist)
 		return 0;
-	delta_us = (__u64)delta / 1000;
-	hist->slots[bpfleet_log2_slot(delta_us, RUNQLAT_SLOTS)] += 1;
-	hist->sum += delta_us;
+	delta_units = bpfleet_ns_to_units((__u64)delta);
+	hist->slots[bpfleet_log2_slot(delta_units, RUNQLAT_SLOTS)] += 1;
+	hist->sum += delta_units;
 	return 0;
 }
 

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bpfleet.schema import Scalar, bind
 from exporter import collect
 from exporter.collect import MetricCollector, scalar_format
-from exporter.exposition import render
+from exporter.exposition import le_label, render, render_labels
 
 
 def _load_synth_btf():
@@ -53,9 +53,21 @@ def family(c: MetricCollector, keys: list[bytes], values: list[bytes], spare: in
     return c.family(memoryview(kb), memoryview(vb), len(keys))
 
 
+def text_samples(fam) -> list:
+    """A family's samples as the text format writes them; histograms expand to _bucket/_sum/_count."""
+    out = list(fam.samples)
+    for h in fam.histograms or []:
+        for bound, cumulative in h.buckets:
+            out.append(("_bucket", render_labels(list(h.labels) + [("le", le_label(bound))]), cumulative))
+        if h.sum is not None:
+            out.append(("_sum", render_labels(h.labels), h.sum))
+        out.append(("_count", render_labels(h.labels), h.count))
+    return out
+
+
 def samples(fam) -> dict:
     out = {}
-    for suffix, labels, v in fam.samples:
+    for suffix, labels, v in text_samples(fam):
         assert (suffix, labels) not in out, f"duplicate series {suffix}{labels}"
         out[(suffix, labels)] = v
     return out
@@ -324,7 +336,7 @@ def test_histogram_buckets_are_cumulative(b, disk_hist):
     base = 'dev="8:16",op="1"'
     expected = [("_bucket", f'{{{base},le="{le}"}}', n) for le, n in zip(LE_US, [1, 3, 3, 6, 6, 10])]
     expected += [("_sum", f"{{{base}}}", pytest.approx(0.001)), ("_count", f"{{{base}}}", 10)]
-    assert fam.samples == expected
+    assert text_samples(fam) == expected
     assert fam.type == "histogram"
 
 
@@ -383,7 +395,7 @@ def test_histogram_without_sum_has_no_sum_sample(b):
     info = b.map("hists", "array", b.u32, b.array(b.u64, 3), max_entries=1)
     (c,) = collectors(histogram(buckets='{ scheme = "log2" }'), [info], b)
     fam = family(c, [struct.pack("<I", 0)], [struct.pack("<3Q", 1, 1, 1)], spare=0)
-    assert [s[0] for s in fam.samples] == ["_bucket"] * 3 + ["_count"]
+    assert [s[0] for s in text_samples(fam)] == ["_bucket"] * 3 + ["_count"]
     assert "demo_latency_seconds" in parse_text([fam])
 
 
@@ -391,14 +403,14 @@ def test_histogram_linear_buckets(b):
     info = b.map("hists", "hash", b.u32, b.array(b.u64, 3))
     (c,) = collectors(histogram(buckets='{ scheme = "linear", min = 0, width = 10 }'), [info], b)
     fam = family(c, [struct.pack("<I", 1)], [struct.pack("<3Q", 1, 2, 3)])
-    assert [(lbl, v) for _s, lbl, v in fam.samples] == [
+    assert [(lbl, v) for _s, lbl, v in text_samples(fam)] == [
         ('{key="1",le="9.0"}', 1), ('{key="1",le="19.0"}', 3), ('{key="1",le="+Inf"}', 6), ('{key="1"}', 6)]
 
 
 def test_histogram_skips_empty_rows(b, disk_hist):
     (c,) = collectors(histogram(extra='sum = "sum"'), [disk_hist], b)
     fam = family(c, [struct.pack("<IB3x", 1, 0)], [hist_value([0] * 6, 0, 5)])
-    assert fam.samples == []
+    assert text_samples(fam) == []
 
 
 def test_histogram_dropped_label_merges(b):

@@ -15,8 +15,9 @@ import tempfile
 import time
 
 import pytest
+import tomli
 
-from harness import BUILTINS, Metrics, deadline_poll, disk_of
+from harness import PROGRAMS_DIR, BUILTINS, Metrics, deadline_poll, disk_of
 
 N_GETPPID = 5000
 IO_CHUNK = 1 << 20          # 1 MiB per O_DIRECT call
@@ -55,7 +56,8 @@ def test_all_builtins_attached(exporter):
         assert m.value("bpfleet_program_load_errors_total", program=name) == 0, name
     st = {p["name"]: p for p in exporter.status()["programs"]}
     assert set(st) == set(BUILTINS)
-    assert all(p["state"] == "attached" and p["version"] == "1.0.0" for p in st.values()), st
+    released = {n: tomli.loads((PROGRAMS_DIR / n / "manifest.toml").read_text())["version"] for n in BUILTINS}
+    assert all(p["state"] == "attached" and p["version"] == released[p["name"]] for p in st.values()), st
 
 
 def test_syscalls_getppid(exporter):

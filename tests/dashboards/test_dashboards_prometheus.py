@@ -1,0 +1,453 @@
+"""Every PromQL expression of every panel of every committed dashboard, evaluated by a real
+Prometheus server scraping a real exporter that runs all the built-in programs, returns data.
+
+Set-up (module fixture `stack`): build the built-in programs, start `bpfleet exporter` with all
+of them (syscalls with its by_process knob on, so that syscalls_by_process_total exists) on a
+free port with its own pin root and admin socket (tests/integration/harness.py), start
+`prometheus` on a free port scraping it every second, and drive a workload in a thread for the
+whole test: getppid, O_DIRECT reads and writes, loopback TCP connects, execs of /bin/true,
+short sleeps, and an OOM kill in a tiny memory cgroup every few seconds (so that oomkill's BPF
+program runs and its cost per event is defined). Then wait until Prometheus holds at least
+MIN_SCRAPES samples of `up` for the exporter.
+
+Substitutions (what Grafana would do, with windows this short test can fill):
+- `$__rate_interval` -> RATE_WINDOW (15s: > 4 scrape intervals, as Grafana's own minimum is; the
+  data is younger than that, and rate() extrapolates over what is there);
+- `$__range` -> RANGE_WINDOW (1m);
+- `$job` -> the scrape job, `$instance` -> the exporter's host:port (as a regex),
+  every label variable -> `.*` (Grafana's All, allValue ".*").
+Template variable queries (`label_values(expr, label)`) go to /api/v1/label/<label>/values with
+match[]=expr, which is what Grafana's Prometheus datasource does.
+
+"Returns data" = the instant query result is not empty and has at least one finite value.
+Panels that legitimately have none here are listed in MAY_BE_EMPTY with the reason.
+
+Prometheus and the exporter are stopped at the end, also on failure; the exporter's stop checks
+that its pin root is gone and every BPF program and map it held is freed.
+"""
+from __future__ import annotations
+
+import json
+import math
+import mmap
+import os
+import signal
+import socket
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DASHBOARDS = sorted((ROOT / "dashboards").glob("bpfleet-*.json"))
+JOB = "bpfleet"
+SCRAPE_INTERVAL = "1s"
+MIN_SCRAPES = 6
+RATE_WINDOW = "15s"
+RANGE_WINDOW = "1m"
+OOM_EVERY = 3.0                 # seconds between OOM kills in the test's memory cgroup
+PROMETHEUS_READY_TIMEOUT = 30.0
+SCRAPES_TIMEOUT = 45.0
+
+
+
+def live_skip_reason() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root to load BPF programs"
+    for tool in ("bpftool", "clang", "prometheus"):
+        if shutil.which(tool) is None:
+            return f"needs {tool}"
+    return None
+
+
+# (dashboard file, panel title) -> why it may have no data on a test machine. Filled at run time
+# only if the machine gives no way to cause the event.
+MAY_BE_EMPTY: dict[tuple[str, str], str] = {}
+
+
+# ------------------------------------------------------------------------------------------
+# Prometheus
+# ------------------------------------------------------------------------------------------
+
+class Prometheus:
+    """A `prometheus` server with its own config, TSDB directory and port."""
+
+    def __init__(self, workdir: Path, targets: list[str]):
+        from harness import free_port
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.config = workdir / "prometheus.yml"
+        self.config.write_text(
+            "global:\n"
+            f"  scrape_interval: {SCRAPE_INTERVAL}\n"
+            f"  scrape_timeout: {SCRAPE_INTERVAL}\n"
+            f"  evaluation_interval: {SCRAPE_INTERVAL}\n"
+            "scrape_configs:\n"
+            f"  - job_name: {JOB}\n"
+            "    static_configs:\n"
+            f"      - targets: {json.dumps(targets)}\n")
+        self.log_path = workdir / "prometheus.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Prometheus":
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            ["prometheus", f"--config.file={self.config}", f"--storage.tsdb.path={self.workdir / 'data'}",
+             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
+            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        from harness import deadline_poll
+        try:
+            deadline_poll(self._ready, PROMETHEUS_READY_TIMEOUT, what="prometheus /-/ready")
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{self.log_tail()}") from None
+        return self
+
+    def _ready(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"prometheus exited with code {self.proc.returncode}\n{self.log_tail()}")
+        try:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "prometheus log (tail):\n" + "\n".join(self.log_path.read_text().splitlines()[-n:])
+        except OSError:
+            return "(no prometheus log)"
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._log.close()
+
+    def api(self, path: str, **params) -> dict:
+        url = f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(params, doseq=True)}"
+        try:
+            with urllib.request.urlopen(url, timeout=30) as r:
+                body = json.loads(r.read())
+        except urllib.error.HTTPError as e:          # 400/422: bad query; the body says why
+            body = json.loads(e.read() or b"{}")
+        if body.get("status") != "success":
+            raise AssertionError(f"{path} {params}: {body.get('errorType')}: {body.get('error')}")
+        return body["data"]
+
+    def query(self, expr: str) -> dict:
+        return self.api("query", query=expr)
+
+    def value(self, expr: str) -> float:
+        res = self.query(expr)["result"]
+        return float(res[0]["value"][1]) if res else 0.0
+
+
+# ------------------------------------------------------------------------------------------
+# Workload
+# ------------------------------------------------------------------------------------------
+
+def memory_cgroup_dir() -> Path | None:
+    """A fresh cgroup (v1 memory controller, or v2 with memory enabled) below ours, or None."""
+    name = f"bpfleet-dash-oom-{os.getpid()}"
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):
+            base = Path("/sys/fs/cgroup/memory") / path.lstrip("/")
+            if base.is_dir():
+                d = base / name
+                try:
+                    d.mkdir(exist_ok=True)
+                    (d / "memory.limit_in_bytes").write_text(str(32 << 20))
+                    return d
+                except OSError:
+                    _rmdir(d)
+                    return None
+    for line in lines:
+        if line.startswith("0::"):
+            base = Path("/sys/fs/cgroup") / line[3:].lstrip("/")
+            try:
+                if "memory" not in (base / "cgroup.subtree_control").read_text().split():
+                    return None
+                d = base / name
+                d.mkdir(exist_ok=True)
+                (d / "memory.max").write_text(str(32 << 20))
+                if (d / "memory.swap.max").exists():
+                    (d / "memory.swap.max").write_text("0")
+                return d
+            except OSError:
+                return None
+    return None
+
+
+def _rmdir(d: Path) -> None:
+    for _ in range(50):
+        try:
+            d.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.1)          # the killed task may take a moment to leave
+
+
+OOM_CHILD = "b = bytearray(256 << 20); b[::4096] = b'x' * (len(b) // 4096)"   # touch 256 MiB
+
+
+class Workload(threading.Thread):
+    """Exercise every built-in program until stopped; remember the first error."""
+
+    def __init__(self, io_dir: str, oom_cgroup: Path | None):
+        super().__init__(daemon=True, name="dashboard-workload")
+        self.stop_event = threading.Event()
+        self.io_path = os.path.join(io_dir, "data")
+        self.oom_cgroup = oom_cgroup
+        self.error: BaseException | None = None
+        self.rounds = self.oom_kills = 0
+
+    def run(self) -> None:
+        try:
+            srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            srv.bind(("127.0.0.1", 0))
+            srv.listen(16)
+            buf = mmap.mmap(-1, 1 << 20)           # page-aligned, as O_DIRECT needs
+            buf.write(os.urandom(1 << 20))
+            last_oom = 0.0
+            try:
+                while not self.stop_event.is_set():
+                    self.round(srv, buf)
+                    if self.oom_cgroup is not None and time.monotonic() - last_oom >= OOM_EVERY:
+                        last_oom = time.monotonic()
+                        self.oom_kill()
+                    self.rounds += 1
+                    self.stop_event.wait(0.05)
+            finally:
+                srv.close()
+                buf.close()
+        except BaseException as e:                 # reported by the test
+            self.error = e
+
+    def round(self, srv: socket.socket, buf: mmap.mmap) -> None:
+        for _ in range(2000):
+            os.getppid()
+        fd = os.open(self.io_path, os.O_CREAT | os.O_RDWR | os.O_DIRECT, 0o600)
+        try:
+            for i in range(4):
+                os.pwrite(fd, buf, i << 20)
+            os.fsync(fd)
+            for i in range(4):
+                os.preadv(fd, [buf], i << 20)
+        finally:
+            os.close(fd)
+        for _ in range(3):
+            c = socket.create_connection(srv.getsockname(), timeout=5)
+            a, _ = srv.accept()
+            a.close()
+            c.close()
+        for _ in range(2):
+            subprocess.run(["/bin/true"], check=True)
+        for _ in range(10):
+            time.sleep(0.0005)
+
+    def oom_kill(self) -> None:
+        """A child that joins the small memory cgroup and allocates past its limit: the kernel's
+        memcg OOM killer kills it (mark_victim runs). Nothing outside the cgroup is touched."""
+        procs = "cgroup.procs"
+        cmd = f'echo $$ > {self.oom_cgroup / procs} && exec "$0" -c "$1"'
+        r = subprocess.run(["sh", "-c", cmd, sys.executable, OOM_CHILD], capture_output=True, timeout=30)
+        if r.returncode == -signal.SIGKILL or r.returncode == 128 + signal.SIGKILL:
+            self.oom_kills += 1
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.join(60)
+
+
+# ------------------------------------------------------------------------------------------
+# Fixtures
+# ------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    reason = live_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    from harness import BUILTINS, PROGRAMS_DIR, TRACKER, Exporter, build
+    TRACKER.start()
+    tmp = tmp_path_factory.mktemp("dash-e2e")
+    t0 = time.monotonic()
+    registry = tmp / "registry"
+    build(registry, *(PROGRAMS_DIR / n for n in BUILTINS))
+    programs = {n: {} for n in BUILTINS}
+    programs["syscalls"] = {"knobs": {"by_process": True}}
+    exporter = Exporter(tmp / "exporter", registry, programs)
+    prom = workload = cgroup = None
+    io_dir = tempfile.mkdtemp(prefix="bpfleet-dash-io-", dir="/var/tmp")   # on a block device
+    failed = False
+    try:
+        exporter.start()
+        exporter.wait_attached(*BUILTINS)
+        cgroup = memory_cgroup_dir()
+        if cgroup is None:
+            MAY_BE_EMPTY[("bpfleet-oomkill.json", "Kernel time per event")] = (
+                "no memory cgroup to cause an OOM kill in: mark_victim never runs, so it has no cost "
+                "per event")
+        workload = Workload(io_dir, cgroup)
+        workload.start()
+        prom = Prometheus(tmp / "prometheus", [exporter.listen]).start()
+        yield {"exporter": exporter, "prometheus": prom, "workload": workload, "t0": t0}
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        errors = []
+        if workload is not None:
+            workload.stop()
+        if prom is not None:
+            prom.stop()
+            if prom.proc.poll() is None:
+                errors.append("prometheus did not exit")
+        try:
+            exporter.stop()
+        except AssertionError as e:
+            exporter.kill()
+            errors.append(str(e))
+        if cgroup is not None:
+            _rmdir(cgroup)
+        for f in Path(io_dir).iterdir():
+            f.unlink()
+        os.rmdir(io_dir)
+        if errors and not failed:
+            pytest.fail("\n".join(errors), pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def scraped(stack):
+    """Prometheus has at least MIN_SCRAPES samples of the exporter, and every program's BPF
+    programs have run in the last rate window (the workload is running)."""
+    from harness import deadline_poll
+    prom, exporter = stack["prometheus"], stack["exporter"]
+    up = f'count_over_time(up{{job="{JOB}", instance="{exporter.listen}"}}[1m])'
+
+    def enough():
+        if stack["workload"].error:
+            raise AssertionError(f"workload failed: {stack['workload'].error!r}")
+        return prom.value(up) >= MIN_SCRAPES
+    try:
+        deadline_poll(enough, SCRAPES_TIMEOUT, interval=0.2, what=f">= {MIN_SCRAPES} scrapes")
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{prom.log_tail()}\n{exporter.stderr_tail()}") from None
+    assert prom.value(f'min_over_time(up{{job="{JOB}"}}[1m])') == 1, "a scrape of the exporter failed"
+    if stack["workload"].oom_cgroup is not None:
+        # the OOM kills happen every OOM_EVERY seconds: wait for one inside the rate window
+        mark = (f'increase(bpfleet_program_run_count_total{{program="oomkill", bpf_program="mark_victim"}}'
+                f'[{RATE_WINDOW}])')
+        deadline_poll(lambda: prom.value(mark) > 0, 20, interval=0.2, what="an OOM kill seen by Prometheus")
+    stack["ready_after"] = time.monotonic() - stack["t0"]
+    return stack
+
+
+# ------------------------------------------------------------------------------------------
+# The dashboards' queries
+# ------------------------------------------------------------------------------------------
+
+def substitute(expr: str, variables: dict[str, str]) -> str:
+    out = expr.replace("$__rate_interval", RATE_WINDOW).replace("$__range", RANGE_WINDOW)
+    for name in sorted(variables, key=len, reverse=True):        # $instance before $inst
+        out = out.replace(f"${{{name}}}", variables[name]).replace(f"${name}", variables[name])
+    assert "$" not in out, f"unsubstituted variable in {out}"
+    return out
+
+
+def dashboard_variables(d: dict, instance: str) -> dict[str, str]:
+    values = {}
+    for v in d["templating"]["list"]:
+        if v["type"] != "query":
+            continue
+        values[v["name"]] = {"job": JOB, "instance": instance}.get(v["name"], ".*")
+    return values
+
+
+def finite(result: dict) -> bool:
+    rows = result["result"]
+    if result["resultType"] in ("scalar", "string"):
+        rows = [{"value": rows}]
+    return any(math.isfinite(float(r["value"][1])) for r in rows)
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=[p.stem for p in DASHBOARDS])
+def test_every_panel_query_returns_data(scraped, path):
+    prom, exporter = scraped["prometheus"], scraped["exporter"]
+    d = json.loads(path.read_text())
+    variables = dashboard_variables(d, exporter.listen)
+    checked, problems = 0, []
+    for p in d["panels"]:
+        for t in p.get("targets", []):
+            expr = substitute(t["expr"], variables)
+            where = f"{path.name}: panel {p['title']!r} {t['refId']}"
+            try:
+                res = prom.query(expr)
+            except AssertionError as e:
+                problems.append(f"{where}: query failed: {e}")
+                continue
+            checked += 1
+            if not res["result"] or not finite(res):
+                if (path.name, p["title"]) in MAY_BE_EMPTY:
+                    continue
+                problems.append(f"{where}: no data: {expr}\n    -> {json.dumps(res)[:300]}")
+    assert checked, f"{path.name} has no queries"
+    assert not problems, f"{len(problems)} of {checked} queries returned no data:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=[p.stem for p in DASHBOARDS])
+def test_every_template_variable_has_values(scraped, path):
+    """label_values(expr, label) the way Grafana asks Prometheus: /api/v1/label/<label>/values."""
+    prom, exporter = scraped["prometheus"], scraped["exporter"]
+    d = json.loads(path.read_text())
+    variables = dashboard_variables(d, exporter.listen)
+    now = time.time()
+    for v in d["templating"]["list"]:
+        if v["type"] != "query":
+            continue
+        expr, label = _label_values(v["query"])
+        values = prom.api(f"label/{label}/values", **{"match[]": substitute(expr, variables)},
+                          start=str(now - 300), end=str(now))
+        assert values, f"{path.name}: variable {v['name']}: {v['query']} has no values"
+        if v["name"] == "instance":
+            assert exporter.listen in values
+
+
+def _label_values(query: str) -> tuple[str, str]:
+    assert query.startswith("label_values(") and query.endswith(")"), query
+    inner = query[len("label_values("):-1]
+    expr, _, label = inner.rpartition(",")
+    return expr.strip(), label.strip()
+
+
+def test_workload_and_timing(scraped):
+    w = scraped["workload"]
+    assert w.error is None, repr(w.error)
+    assert w.rounds > 0
+    if w.oom_cgroup is not None:
+        assert w.oom_kills > 0, "the OOM child was never killed"
+    # the whole set-up (build, exporter, prometheus, scrapes) stays well inside the test budget
+    assert scraped["ready_after"] < 90, scraped["ready_after"]
