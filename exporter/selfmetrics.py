@@ -1,6 +1,8 @@
 """The exporter's own metrics (prefixed bpfleet_), from a snapshot."""
 from __future__ import annotations
 
+import os
+
 from exporter.exposition import Family, render_labels
 from exporter.snapshot import Snapshot
 
@@ -40,10 +42,12 @@ def families(snap: Snapshot, last_scrape_seconds: float | None) -> list[Family]:
             ml = render_labels([("program", ps.name), ("map", ms.map)])
             entries.append(("", ml, ms.entries))
             max_entries.append(("", ml, ms.max_entries))
-            fill.append(("", ml, ms.entries / ms.max_entries if ms.max_entries else 0))
+            if ms.fills:
+                fill.append(("", ml, ms.entries / ms.max_entries if ms.max_entries else 0))
             read_s.append(("", ml, ms.read_seconds))
     fams = [
-        _gauge("bpfleet_build_info", "bpfleet exporter build", [("", render_labels([("version", BUILD_VERSION)]), 1)]),
+        _gauge("bpfleet_build_info", "bpfleet exporter build and the kernel it runs on",
+               [("", render_labels([("version", BUILD_VERSION), ("kernel", os.uname().release)]), 1)]),
         _gauge("bpfleet_program_info", "Programs running, with version and artifact digest", info),
         _gauge("bpfleet_program_attached", "1 if the program is loaded and attached", attached),
         _counter("bpfleet_program_load_errors_total", "Failed loads, attaches and upgrades", load_errors),
@@ -52,7 +56,7 @@ def families(snap: Snapshot, last_scrape_seconds: float | None) -> list[Family]:
         _counter("bpfleet_program_run_count_total", "Times the BPF program ran (bpf_stats)", run_cnt),
         _gauge("bpfleet_map_entries", "Entries read from the map in the latest snapshot", entries),
         _gauge("bpfleet_map_max_entries", "The map's capacity", max_entries),
-        _gauge("bpfleet_map_fill_ratio", "Entries / max_entries", fill),
+        _gauge("bpfleet_map_fill_ratio", "Entries / max_entries of hash maps (arrays are always full)", fill),
         _gauge("bpfleet_map_read_duration_seconds", "Time to read the map for the latest snapshot", read_s),
         _counter("bpfleet_ringbuf_events_total", "Ring buffer events consumed", rb_events),
         _counter("bpfleet_ringbuf_drops_total", "Ring buffer events the program could not reserve", rb_drops),

@@ -24,6 +24,7 @@ class MapStat:
     entries: int
     max_entries: int
     read_seconds: float
+    fills: bool = True      # hash maps fill up; arrays (and data sections) always hold max_entries
 
 
 @dataclass(frozen=True)

@@ -397,8 +397,9 @@ def program_dashboard(view: ProgramView) -> dashboard.Dashboard:
     L.add(_timeseries("BPF program runs", "Runs per second of each BPF program.", "ops",
                       [(q.by(["bpf_program"], q.rate("bpfleet_program_run_count_total", prog)),
                         "{{bpf_program}}")]), 8)
-    L.add(_timeseries("Map fill", "Entries / max_entries per map, worst host (array maps always read as full).",
-                      "percentunit", [(q.by(["map"], f"bpfleet_map_fill_ratio{prog}", "max"), "{{map}}")]), 8)
+    if view.hash_maps:  # the exporter reports fill for hash maps only: arrays are always full
+        L.add(_timeseries("Map fill", "Entries / max_entries per hash map, worst host.",
+                          "percentunit", [(q.by(["map"], f"bpfleet_map_fill_ratio{prog}", "max"), "{{map}}")]), 8)
     L.add(_timeseries("Map read duration", "Time to read each map in a scrape, worst host.", "s",
                       [(q.by(["map"], f"bpfleet_map_read_duration_seconds{prog}", "max"), "{{map}}")]), 8)
     L.add(_timeseries("Load and read errors", "Per second, by host.", "ops",

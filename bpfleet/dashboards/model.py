@@ -34,6 +34,7 @@ class ProgramView:
     metrics: tuple[MetricView, ...] = ()
     ring_buffers: tuple[str, ...] = ()     # BPF_MAP_TYPE_RINGBUF maps ([[events]])
     knobs: tuple[KnobView, ...] = ()
+    hash_maps: bool = False               # any metric map that can fill up (arrays can't)
 
 
 def metric_view(mp) -> MetricView:
@@ -54,4 +55,5 @@ def from_plan(plan) -> ProgramView:
         metrics=tuple(metric_view(mp) for mp in plan.metrics),
         ring_buffers=tuple(e.map for e in plan.events),
         knobs=tuple(KnobView(k.name, k.default, k.description) for k in m.knobs.values()),
+        hash_maps=any("hash" in mp.map_type for mp in plan.metrics),
     )

@@ -138,6 +138,7 @@ def test_view_has_label_names_after_renames_and_drops(view):
         ),
         ring_buffers=("events",),
         knobs=(KnobView("verbose", False, "say more"),),
+        hash_maps=True,
     )
 
 
