@@ -37,7 +37,20 @@ def test_report_unreachable_and_missing_hosts(tmp_path, inventory):
 
 
 def test_cancel_stops_the_run(tmp_path, inventory):
-    r = run_playbook("facts.yml", str(inventory), ["gone"], {}, "t-cancel", str(tmp_path / "pd"),
-                     cancel=lambda: True, timeouts=Timeouts(job=120, task=60, connect=30))
+    slow = tmp_path / "slow.yml"
+    slow.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n"
+                    "    - ansible.builtin.command: sleep 60\n"
+                    "    - name: bpfleet report\n      ansible.builtin.debug: {msg: done}\n")
+    started = []
+
+    def cancel() -> bool:   # cancel once the sleep is running
+        return bool(started)
+
+    def on_event(e):
+        if e.get("event") == "playbook_on_task_start":
+            started.append(e)
+
+    r = run_playbook(str(slow), str(inventory), ["here"], {}, "t-cancel", str(tmp_path / "pd"),
+                     on_event=on_event, cancel=cancel, timeouts=Timeouts(job=120, task=90, connect=5))
     assert r.status == "canceled"
-    assert not r.hosts["gone"].ok and "canceled" in r.hosts["gone"].message
+    assert not r.hosts["here"].ok and "canceled" in r.hosts["here"].message
