@@ -76,6 +76,10 @@ class Journal:
         self.db.execute("INSERT INTO events (rollout, at, wave, host, kind, detail) VALUES (?,?,?,?,?,?)",
                         (rollout, time.time(), wave, host, kind, json.dumps(detail or {})))
 
+    def set_plan(self, rollout: str, plan: list) -> None:
+        self.db.execute("UPDATE rollouts SET plan=?, updated_at=? WHERE id=?", (json.dumps(plan), time.time(), rollout))
+        self.event(rollout, "plan", {"waves": plan})
+
     def set_state(self, rollout: str, state: str, result: str | None = None) -> None:
         self.db.execute("UPDATE rollouts SET state=?, result=COALESCE(?, result), updated_at=? WHERE id=?",
                         (state, result, time.time(), rollout))
