@@ -16,6 +16,7 @@ def registry_arg(p: argparse.ArgumentParser) -> None:
 def parser() -> argparse.ArgumentParser:
     from bpfleet.commands import dashboards, programs
     from bpfleet.commands import top
+    from bpfleet.commands import lab
     from exporter import main as exporter_main
 
     p = argparse.ArgumentParser(
@@ -26,6 +27,7 @@ def parser() -> argparse.ArgumentParser:
     dashboards.add_parser(sub, registry_arg)
     exporter_main.add_parser(sub, registry_arg)
     top.add_parser(sub, registry_arg)
+    lab.add_parser(sub, registry_arg)
     return p
 
 

@@ -10,7 +10,9 @@ VENV="$BPFLEET_ROOT/.venv"
 export BPFLEET_REGISTRY=${BPFLEET_REGISTRY:-/var/lib/bpfleet/registry}
 
 APT_PACKAGES=(clang llvm libbpf-dev libbpf1 bpftool python3-bpfcc python3-venv python3-dev
-              prometheus bpftrace iproute2 util-linux procps curl)
+              prometheus bpftrace iproute2 util-linux procps curl
+              # bpfleet lab: netns hosts (sshd) and VMs (debootstrap'ed image under QEMU TCG)
+              openssh-server openssh-client debootstrap qemu-system-x86 qemu-utils e2fsprogs kmod)
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 

@@ -1,0 +1,217 @@
+"""The VM image: Debian bookworm debootstrap'ed into an ext4 qcow2 base, bookworm's 6.1 kernel
+as an uncompressed vmlinux, a busybox initramfs. Built once per recipe into
+<cache>/images/<key>/ (key = hash of RECIPE and the guest scripts), so CI rebuilds only when
+the recipe changes. A build takes minutes (debootstrap); boots take seconds."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from orchestrator.lab import guest
+from orchestrator.lab.kernel import CHR, DIR, FILE, Entry, extract_vmlinux, load_order, \
+    newc_archive, parse_modules_dep
+from orchestrator.lab.system import LabError, VM_TOOLS, require_tools
+
+MIRROR = os.environ.get("BPFLEET_LAB_MIRROR", "http://deb.debian.org/debian")
+RECIPE = {
+    "format": 1,
+    "suite": "bookworm",
+    "kernel_package": "linux-image-amd64",     # bookworm's 6.1, resolved to its ABI package
+    # python3(-venv): Ansible modules and a venv for the exporter; libbpf1: the exporter's libbpf.
+    "packages": ["openssh-server", "python3", "python3-venv", "bpftool", "iproute2", "kmod",
+                 "procps", "libbpf1", "busybox-static"],
+    # Module trees a VM never needs (saves ~200 MB of the ~390 MB).
+    "prune_modules": ["drivers/gpu", "drivers/media", "drivers/net/wireless",
+                      "drivers/net/ethernet", "drivers/infiniband", "drivers/staging",
+                      "drivers/iio", "drivers/usb", "sound", "net/bluetooth", "net/wireless",
+                      "net/mac80211"],
+    "strip_paths": ["usr/share/doc", "usr/share/man", "usr/share/info", "var/cache/apt",
+                    "var/lib/apt/lists"],
+    "disk_size_mb": 4096,
+}
+
+
+def recipe_key() -> str:
+    text = json.dumps({"recipe": RECIPE, "init": guest.INIT, "files": guest.ROOTFS_FILES,
+                       "stage1": guest.STAGE1_MODULES}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Image:
+    key: str
+    dir: str
+    kernel_release: str     # e.g. 6.1.0-56-amd64
+    kernel_version: str     # the Debian package version, e.g. 6.1.192-2
+    build_seconds: float
+
+    @property
+    def base(self) -> Path:
+        return Path(self.dir, "base.qcow2")
+
+    @property
+    def vmlinux(self) -> Path:
+        return Path(self.dir, "vmlinux")
+
+    @property
+    def initramfs(self) -> Path:
+        return Path(self.dir, "initramfs.cpio")
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def cached_image(cache_dir: Path) -> Image | None:
+    d = Path(cache_dir, "images", recipe_key())
+    try:
+        return Image(**json.loads((d / "image.json").read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def ensure_image(cache_dir: Path, say=print) -> Image:
+    """The image for the current recipe, built first if it is not in the cache."""
+    import fcntl
+    images = Path(cache_dir, "images")
+    images.mkdir(parents=True, exist_ok=True)
+    key = recipe_key()
+    with open(images / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)      # a second `lab up` waits for the first's build
+        img = cached_image(cache_dir)
+        if img:
+            return img
+        require_tools(VM_TOOLS)
+        log = images / f"{key}.build.log"
+        say(f"building the VM image {key} (debootstrap {RECIPE['suite']}; a few minutes, "
+            f"log {log})")
+        img = _Build(images, key, log, say).run()
+    _prune(images, key)
+    return img
+
+
+def _prune(images: Path, keep: str) -> None:
+    """Images of older recipes go (~400 MB each). A VM running from one keeps its open file."""
+    for p in images.iterdir():
+        if not p.name.startswith(keep):
+            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+
+
+class _Build:
+    def __init__(self, images: Path, key: str, log: Path, say):
+        self.work, self.dest, self.log, self.say = images / f"{key}.build", images / key, log, say
+        self.key, self.step = key, ""
+
+    def sh(self, *argv, timeout: float = 1800, **kw) -> str:
+        argv = [str(a) for a in argv]
+        with open(self.log, "a") as f:
+            f.write(f"\n$ {' '.join(argv)}\n")
+            f.flush()
+            try:
+                p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=f, text=True,
+                                   timeout=timeout, **kw)
+            except (OSError, subprocess.TimeoutExpired) as e:
+                raise LabError(f"VM image build failed ({self.step}): {e}; log {self.log}") from None
+            f.write(p.stdout)
+        if p.returncode != 0:
+            tail = "\n    ".join(self.log.read_text(errors="replace").strip().splitlines()[-4:])
+            raise LabError(f"VM image build failed ({self.step}): {argv[0]} exit {p.returncode}:"
+                           f"\n    {tail}\nfull log: {self.log}")
+        return p.stdout
+
+    def run(self) -> Image:
+        t0 = time.monotonic()
+        self.log.write_text(f"bpfleet lab VM image {self.key}\n{json.dumps(RECIPE, indent=1)}\n")
+        shutil.rmtree(self.work, ignore_errors=True)
+        out = self.work / "out"
+        out.mkdir(parents=True)
+        root = self.work / "rootfs"
+        for step, fn in (("debootstrap", self.debootstrap), ("kernel", self.kernel),
+                         ("configure", self.configure), ("initramfs", self.initramfs),
+                         ("disk", self.disk)):
+            self.step, t = step, time.monotonic()
+            fn(root, out)
+            self.say(f"  image: {step} done in {time.monotonic() - t:.0f} s")
+        img = Image(key=self.key, dir=str(self.dest), kernel_release=self.release,
+                    kernel_version=self.kernel_version,
+                    build_seconds=round(time.monotonic() - t0, 1))
+        (out / "image.json").write_text(json.dumps(img.to_json(), indent=2) + "\n")
+        shutil.rmtree(self.dest, ignore_errors=True)
+        os.replace(out, self.dest)
+        shutil.rmtree(self.work, ignore_errors=True)
+        self.say(f"VM image {self.key} built in {img.build_seconds:.0f} s "
+                 f"(kernel {self.release})")
+        return img
+
+    def debootstrap(self, root: Path, out: Path) -> None:
+        self.sh("debootstrap", "--variant=minbase", "--include=" + ",".join(RECIPE["packages"]),
+                RECIPE["suite"], root, MIRROR)
+
+    def kernel(self, root: Path, out: Path) -> None:
+        # The guest's own apt resolves the kernel: bookworm's, whatever release this machine runs.
+        deps = self.sh("chroot", root, "apt-cache", "depends", RECIPE["kernel_package"])
+        pkg = next((l.split(":", 1)[1].strip() for l in deps.splitlines()
+                    if l.strip().startswith("Depends: linux-image-")), None)
+        if not pkg:
+            raise LabError(f"VM image build failed (kernel): no linux-image in {deps!r}; "
+                           f"log {self.log}")
+        self.sh("chroot", root, "sh", "-c", f"cd /tmp && apt-get download {pkg}")
+        deb = next((root / "tmp").glob(f"{pkg}_*.deb"))
+        self.kernel_version = deb.name.split("_")[1]
+        kdir = self.work / "kernel"
+        self.sh("dpkg-deb", "-x", deb, kdir)
+        deb.unlink()
+        (vmlinuz,) = (kdir / "boot").glob("vmlinuz-*")
+        self.release = vmlinuz.name[len("vmlinuz-"):]
+        (out / "vmlinux").write_bytes(extract_vmlinux(vmlinuz.read_bytes()))
+        mods = kdir / "lib/modules" / self.release
+        for p in RECIPE["prune_modules"]:
+            shutil.rmtree(mods / "kernel" / p, ignore_errors=True)
+        shutil.copytree(mods, root / "usr/lib/modules" / self.release, symlinks=True)
+        for f in (kdir / "boot").glob(f"*-{self.release}"):
+            if not f.name.startswith("vmlinuz"):
+                shutil.copy2(f, root / "boot" / f.name)
+        self.sh("depmod", "-b", root, self.release)
+
+    def configure(self, root: Path, out: Path) -> None:
+        for rel, (mode, text) in guest.ROOTFS_FILES.items():
+            p = root / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.unlink(missing_ok=True)       # resolv.conf may be a copy or a link
+            p.write_text(text)
+            p.chmod(mode)
+        for key in (root / "etc/ssh").glob("ssh_host_*"):
+            key.unlink()                    # each VM gets its own through fw_cfg
+        for rel in RECIPE["strip_paths"]:
+            shutil.rmtree(root / rel, ignore_errors=True)
+            (root / rel).mkdir(parents=True, exist_ok=True)
+        (root / "var/lib/apt/lists/partial").mkdir(parents=True, exist_ok=True)
+
+    def initramfs(self, root: Path, out: Path) -> None:
+        mods = root / "usr/lib/modules" / self.release
+        builtin = {l.rsplit("/", 1)[-1][:-3].replace("-", "_")
+                   for l in (mods / "modules.builtin").read_text().split()}
+        order = load_order(guest.STAGE1_MODULES, parse_modules_dep((mods / "modules.dep")
+                                                                   .read_text()), builtin)
+        entries = [Entry("bin", DIR | 0o755), Entry("dev", DIR | 0o755),
+                   Entry("dev/console", CHR | 0o600, rdev=(5, 1)), Entry("modules", DIR | 0o755),
+                   Entry("bin/busybox", FILE | 0o755, (root / "bin/busybox").read_bytes()),
+                   Entry("init", FILE | 0o755, guest.INIT.encode())]
+        names = []
+        for path in order:
+            names.append(path.rsplit("/", 1)[-1])
+            entries.append(Entry(f"modules/{names[-1]}", FILE | 0o644, (mods / path).read_bytes()))
+        entries.append(Entry("modules.list", FILE | 0o644, ("\n".join(names) + "\n").encode()))
+        (out / "initramfs.cpio").write_bytes(newc_archive(entries))
+
+    def disk(self, root: Path, out: Path) -> None:
+        raw = self.work / "root.ext4"
+        self.sh("mkfs.ext4", "-q", "-F", "-L", "bpfleet-root", "-d", root, raw,
+                f"{RECIPE['disk_size_mb']}M")
+        self.sh("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, out / "base.qcow2")
+        raw.unlink()
