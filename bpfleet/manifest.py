@@ -64,6 +64,7 @@ class EventSpec:
     where: str
     map: str
     drops: str | None = None
+    type: str | None = None   # the BTF struct of one record (for decoding events)
 
 
 @dataclass(frozen=True)
@@ -249,9 +250,14 @@ def _parse_event(r: _Reader, t, where: str) -> EventSpec | None:
     if not isinstance(t, dict):
         r.bad(where, "expected a table")
         return None
-    r.unknown(t, {"map", "drops"}, where)
+    r.unknown(t, {"map", "drops", "type"}, where)
     map_ = r.get(t, "map", where, str, required=True)
-    return EventSpec(where, map_, r.get(t, "drops", where, str)) if map_ else None
+    type_ = r.get(t, "type", where, str)
+    if type_ is not None and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", type_):
+        r.bad(f"{where}.type", f"{type_!r} is not a struct name: give the name alone "
+              "(exec_event for struct exec_event)")
+        type_ = None
+    return EventSpec(where, map_, r.get(t, "drops", where, str), type_) if map_ else None
 
 
 def _no_duplicates(r: _Reader, names: list[str], where: str, what: str) -> None:

@@ -71,10 +71,26 @@ class KnobPlan:
 
 
 @dataclass(frozen=True)
+class EventField:
+    """One decodable field of an event record: "int" (or "enum") → a number, "string" (a char
+    array, up to the first NUL) → text, "bytes" (any other array) → hex."""
+    name: str             # flattened like labels: nested struct members join with "_"
+    offset: int
+    size: int
+    kind: str             # "int" | "enum" | "string" | "bytes"
+    signed: bool = False
+    enum_values: tuple = ()   # enum: ((value, name), ...)
+
+
+@dataclass(frozen=True)
 class EventPlan:
     map: str
     drops: Scalar | None
     drops_section: str
+    type: str | None = None          # the manifest's `type`: the BTF struct of one record
+    size: int = 0                    # sizeof that struct
+    fields: tuple[EventField, ...] = ()
+    skipped: tuple[str, ...] = ()    # members that can't be decoded (bitfields, floats, unions)
 
 
 @dataclass(frozen=True)
@@ -263,14 +279,49 @@ class _Binder:
         if info is None or info.type != "ringbuf":
             self.bad(f"{e.where}.map", f"no ring buffer map {e.map!r} in the object")
             return None
+        layout = self.event_layout(e) if e.type else {}
+        if layout is None:
+            return None
         if e.drops is None:
-            return EventPlan(e.map, None, "")
+            return EventPlan(e.map, None, "", **layout)
         if e.drops not in gl:
             self.bad(f"{e.where}.drops", f"no global variable {e.drops!r} in the object")
             return None
         section, offset, t = gl[e.drops]
         sc = self.scalar(t, f"{e.where}.drops", offset)
-        return EventPlan(e.map, sc, section) if sc else None
+        return EventPlan(e.map, sc, section, **layout) if sc else None
+
+    def event_layout(self, e) -> dict | None:
+        """The record struct `e.type` from the BTF, flattened into decodable fields."""
+        ids = [i for i, r in enumerate(self.records)
+               if r is not None and r.kind == "struct" and r.name == e.type]
+        if not ids:
+            structs = sorted({r.name for r in self.records if r is not None and r.kind == "struct" and r.name})
+            shown = ", ".join(structs[:20]) + (", ..." if len(structs) > 20 else "")
+            self.bad(f"{e.where}.type", f"no struct {e.type!r} in the object's BTF (structs: {shown or 'none'}); "
+                     "clang leaves out a struct used only through local pointers: reference it from a "
+                     f"global, e.g. `const struct {e.type} *const {e.type}_btf = 0;`")
+            return None
+        t = btf.resolve(self.records, ids[0])
+        fields, skipped = [], []
+        for f in flatten_key(t):
+            k = f.kind
+            if k is None:
+                skipped.append(f.path)
+            elif k.kind == "array":
+                fields.append(EventField(f.path, f.offset, k.size, "string" if k.is_char else "bytes"))
+            elif k.kind == "enum":
+                fields.append(EventField(f.path, f.offset, k.size, "enum", k.signed,
+                                         tuple(sorted(k.enum_values.items()))))
+            elif k.size in (1, 2, 4, 8):
+                fields.append(EventField(f.path, f.offset, k.size, "int", k.signed))
+            else:
+                skipped.append(f.path)
+        if not fields:
+            self.bad(f"{e.where}.type", f"struct {e.type!r} has no field that can be decoded "
+                     "(integers, enums, arrays)")
+            return None
+        return {"type": e.type, "size": t.size, "fields": tuple(fields), "skipped": tuple(skipped)}
 
 
 def upper_bounds(b, slots: int, scale: float) -> tuple[float, ...]:

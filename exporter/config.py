@@ -24,6 +24,26 @@ class ProgramConfig:
     knobs: dict = field(default_factory=dict)
 
 
+OTLP_PROTOCOLS = ("grpc", "http/protobuf")
+OTLP_TEMPORALITIES = ("cumulative", "delta", "lowmemory")
+
+
+@dataclass(frozen=True)
+class OtlpConfig:
+    """The [otlp] table as written: None for every field the file leaves out, so that the
+    OTEL_* environment can fill it (exporter/otlp_settings.py resolves the two, file first)."""
+    enabled: bool | None = None
+    endpoint: str | None = None
+    protocol: str | None = None
+    headers: dict | None = None
+    interval_seconds: float | None = None
+    timeout_seconds: float | None = None
+    temporality: str | None = None
+    events: bool | None = None
+    events_per_second: float | None = None
+    resource: dict | None = None
+
+
 @dataclass(frozen=True)
 class Config:
     source: str                      # file path, or "<built-in default>"
@@ -33,6 +53,7 @@ class Config:
     admin_socket: str = DEFAULT_ADMIN_SOCKET
     programs: dict = field(default_factory=dict)   # name -> ProgramConfig
     trusted_keys: tuple = ()                       # ed25519 public keys; set: only signed artifacts load
+    otlp: OtlpConfig | None = None                 # None: the file has no [otlp] table
 
 
 def builtin_program_names() -> list[str]:
@@ -57,7 +78,7 @@ def parse(text: str, path: str) -> Config:
     except tomli.TOMLDecodeError as e:
         raise ProblemsError([Problem(path, "", f"not valid TOML: {e}")])
     problems: list[Problem] = []
-    known = {"listen", "registry", "pin_root", "admin_socket", "programs", "trusted_keys"}
+    known = {"listen", "registry", "pin_root", "admin_socket", "programs", "trusted_keys", "otlp"}
     for k in doc:
         if k not in known:
             problems.append(Problem(path, k, f"unknown field (expected one of: {', '.join(sorted(known))})"))
@@ -85,11 +106,63 @@ def parse(text: str, path: str) -> Config:
             parse_listen(doc["listen"], path)
         except ProblemsError as e:
             problems.extend(e.problems)
+    otlp = _otlp(doc["otlp"], path, problems) if "otlp" in doc else None
     if problems:
         raise ProblemsError(problems)
     return Config(path, doc.get("listen", DEFAULT_LISTEN), doc.get("registry"),
                   doc.get("pin_root", DEFAULT_PIN_ROOT), doc.get("admin_socket", DEFAULT_ADMIN_SOCKET),
-                  programs, tuple(keys))
+                  programs, tuple(keys), otlp=otlp)
+
+
+def _otlp(t, path: str, problems: list) -> OtlpConfig | None:
+    """The [otlp] table (docs/opentelemetry.md). Every problem names otlp.<field>."""
+    if not isinstance(t, dict):
+        problems.append(Problem(path, "otlp", "expected a table: [otlp]"))
+        return None
+    before = len(problems)
+
+    def bad(key: str, message: str) -> None:
+        problems.append(Problem(path, f"otlp.{key}", message))
+
+    known = set(OtlpConfig.__dataclass_fields__)
+    for k in t:
+        if k not in known:
+            bad(k, f"unknown field (expected one of: {', '.join(sorted(known))})")
+    for k in ("enabled", "events"):
+        if k in t and not isinstance(t[k], bool):
+            bad(k, f"expected true or false, got {t[k]!r}")
+    for k in ("interval_seconds", "timeout_seconds", "events_per_second"):
+        v = t.get(k)
+        zero_ok = k == "events_per_second"
+        if k in t and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < float("inf")
+                       or (v == 0 and not zero_ok)):
+            bad(k, f"expected a positive number{' (0 turns events off)' if zero_ok else ''}, got {v!r}")
+    endpoint = t.get("endpoint")
+    if "endpoint" in t:
+        if not isinstance(endpoint, str) or not re.match(r"^https?://[^/\s]+", endpoint):
+            bad("endpoint", f"{endpoint!r} is not a URL with a scheme: http://host:port (plaintext) "
+                "or https://host:port (TLS)")
+    for k, allowed in (("protocol", OTLP_PROTOCOLS), ("temporality", OTLP_TEMPORALITIES)):
+        if k in t and t[k] not in allowed:
+            bad(k, f"{t[k]!r} is not one of: {', '.join(repr(a) for a in allowed)}")
+    for k, types, what in (("headers", (str,), "a string"),
+                           ("resource", (str, int, float, bool), "a string, number or boolean")):
+        if k not in t:
+            continue
+        if not isinstance(t[k], dict):
+            bad(k, "expected a table of name = value")
+            continue
+        for name, v in t[k].items():
+            if not isinstance(v, types):
+                bad(f"{k}.{name}", f"expected {what}, got {v!r}")
+    if len(problems) > before:
+        return None
+    num = {k: float(t[k]) for k in ("interval_seconds", "timeout_seconds", "events_per_second") if k in t}
+    return OtlpConfig(t.get("enabled"), endpoint, t.get("protocol"),
+                      dict(t["headers"]) if "headers" in t else None,
+                      num.get("interval_seconds"), num.get("timeout_seconds"), t.get("temporality"),
+                      t.get("events"), num.get("events_per_second"),
+                      dict(t["resource"]) if "resource" in t else None)
 
 
 def _program(name: str, spec, path: str, problems: list) -> ProgramConfig | None:

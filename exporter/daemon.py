@@ -13,7 +13,7 @@ import time
 
 from bpfleet.problems import ProblemsError
 from exporter import config as config_mod
-from exporter import exposition_proto, libbpf, selfmetrics
+from exporter import exposition_proto, libbpf, otlp_settings, selfmetrics
 from exporter.admin import make_admin_server
 from exporter.exposition import render
 from exporter.http import make_server
@@ -32,10 +32,42 @@ class Exporter:
         self.config = config
         self.supervisor = Supervisor(registry, config.pin_root, config.source, config.trusted_keys)
         self.snapshots = SnapshotCache(self.supervisor.snapshot, SNAPSHOT_MAX_AGE)
-        self.supervisor.on_change = self.snapshots.invalidate
+        self.supervisor.on_change = self._programs_changed
         self._render_lock = threading.Lock()   # the collectors' label caches are not shared
         self.last_scrape_seconds: float | None = None
         self.started = time.time()
+        # Callables returning extra self-metric Families on every scrape (the OTLP export's).
+        self.family_providers: list = []
+        self.event_sink = None     # every running program's LoadedProgram.event_sink
+        self.otlp = None           # exporter.otlp.OtlpExport while OTLP export runs
+
+    def _programs_changed(self) -> None:
+        """After every load, upgrade and unload (under the supervisor's lock)."""
+        self.snapshots.invalidate()
+        for p in self.supervisor.running():
+            p.event_sink = self.event_sink
+
+    def start_otlp(self, settings: otlp_settings.OtlpSettings) -> None:
+        """Start (or restart with new settings, or stop) the OTLP export (docs/opentelemetry.md)."""
+        self.stop_otlp()
+        if not settings.enabled:
+            return
+        from exporter import otlp   # only when enabled: it imports the OpenTelemetry SDK and gRPC
+        self.otlp = otlp.OtlpExport(self, settings, selfmetrics.BUILD_VERSION).start()
+        self.family_providers.append(self.otlp.families)
+        with self.supervisor.lock:
+            self.event_sink = self.otlp.sink
+            self._programs_changed()
+
+    def stop_otlp(self) -> None:
+        if self.otlp is None:
+            return
+        with self.supervisor.lock:
+            self.event_sink = None
+            self._programs_changed()
+        self.family_providers.remove(self.otlp.families)
+        self.otlp.stop()
+        self.otlp = None
 
     formats = ("text", "protobuf")   # exporter/http.py negotiates with the scraper's Accept
 
@@ -45,6 +77,7 @@ class Exporter:
         with self._render_lock:
             families = [f for ps in snap.programs for f in ps.program.families(ps)]
             families += selfmetrics.families(snap, self.last_scrape_seconds)
+            families += [f for provider in self.family_providers for f in provider()]
             body = exposition_proto.render(families) if fmt == "protobuf" else render(families)
             self.last_scrape_seconds = time.perf_counter() - t0
         return body
@@ -52,7 +85,8 @@ class Exporter:
     def status(self) -> dict:
         return {"config": self.config.source, "registry": str(self.supervisor.registry),
                 "pid": os.getpid(), "uptime_seconds": round(time.time() - self.started, 3),
-                "kernel": os.uname().release, "programs": self.supervisor.status()}
+                "kernel": os.uname().release, "programs": self.supervisor.status(),
+                "otlp": self.otlp.status() if self.otlp else {"enabled": False}}
 
     def reload(self) -> dict:
         """Re-read the config file and apply it. -> {where: error} for what went wrong."""
@@ -64,8 +98,15 @@ class Exporter:
             except ProblemsError as e:
                 log.error("reload: config not applied:\n%s", e)
                 return {p.field or p.file: str(p) for p in e.problems}
+        try:
+            otlp = otlp_settings.resolve(new.otlp, where=new.source)
+        except ProblemsError as e:
+            log.error("reload: config not applied:\n%s", e)
+            return {p.field or p.file: str(p) for p in e.problems}
         self.config = new
         results = self.supervisor.apply(new)
+        if self.otlp is None and otlp.enabled or self.otlp is not None and self.otlp.settings != otlp:
+            self.start_otlp(otlp)
         return {n: e for n, e in results.items() if e}
 
     def consume_events_forever(self, stop: threading.Event) -> None:
@@ -115,6 +156,7 @@ def run_exporter(args) -> int:
         cfg = config_mod.load(args.config)
         listen = args.listen or cfg.listen
         host, port = config_mod.parse_listen(listen, "--listen" if args.listen else cfg.source)
+        otlp = otlp_settings.resolve(cfg.otlp, where=cfg.source)
     except ProblemsError as e:
         print(f"bpfleet exporter: bad config:\n{e}", file=sys.stderr)
         return 2
@@ -135,9 +177,11 @@ def run_exporter(args) -> int:
         if failed and args.strict:
             log.error("--strict: %d program(s) failed to load: %s", len(failed), ", ".join(failed))
             return 1
+        exporter.start_otlp(otlp)
         return serve(exporter, host, port, stop)
     finally:
         stop.set()
+        exporter.stop_otlp()
         exporter.supervisor.close()
         shutil.rmtree(cfg.pin_root, ignore_errors=True)
         os.close(stats_fd)

@@ -58,6 +58,9 @@ class LoadedProgram:
     collectors: list = field(default_factory=list)     # (MetricCollector, map name)
     readers: dict = field(default_factory=dict)        # map name -> MapReader
     rings: list = field(default_factory=list)          # (RingBuffer, RingCounter, EventPlan)
+    # Called as event_sink(program, EventPlan, bytes) for every ring-buffer record, in the
+    # consumer thread (keep it cheap: exporter/events.py EventSink enqueues). Set by the Exporter.
+    event_sink: object = None
     loaded_at: float = field(default_factory=time.time)
     generation: int = 1          # see exporter/handover.py
 
@@ -72,7 +75,8 @@ class LoadedProgram:
             t0 = time.perf_counter()
             keys, values, n = reader.read()
             maps[name] = MapData(keys.tobytes(), values.tobytes(), n)
-            stats.append(MapStat(name, n, reader.max_entries, time.perf_counter() - t0))
+            stats.append(MapStat(name, n, reader.max_entries, time.perf_counter() - t0,
+                                 fills="array" not in self.obj.maps()[name].type))
         rings = tuple(RingStat(stat.map, stat.events,
                                self._read_global(plan.drops_section, plan.drops) if plan.drops else 0)
                       for _rb, stat, plan in self.rings)
@@ -230,9 +234,12 @@ def _wire(prog: LoadedProgram) -> None:
     for ev in prog.plan.events:
         stat = RingCounter(ev.map)
 
-        def count(_data, stat=stat):
+        def on_event(data, stat=stat, ev=ev):
             stat.events += 1
-        prog.rings.append((libbpf.RingBuffer(obj.map_fd(ev.map), count), stat, ev))
+            sink = prog.event_sink
+            if sink is not None:
+                sink(prog, ev, data)
+        prog.rings.append((libbpf.RingBuffer(obj.map_fd(ev.map), on_event), stat, ev))
 
 
 def _as_section_record(mp: schema.MetricPlan, info) -> schema.MetricPlan:

@@ -22,6 +22,13 @@ struct {
 	__uint(max_entries, 256 * 1024);
 } events SEC(".maps");
 
+/*
+ * Never read: puts struct exec_event into the object's BTF (clang leaves out types used only
+ * through local pointers), so the manifest's [[events]] type can name it. It lives in .rodata
+ * and leaves .bss (`dropped`) as it was, which upgrades share between versions.
+ */
+const struct exec_event *const exec_event_btf = 0;
+
 /* Failed ring buffer reserves: the reader fell behind and events were lost. */
 __u64 dropped = 0;
 
