@@ -168,9 +168,16 @@ def _refusal_hint(e: libbpf.LibbpfError) -> str:
     return ""
 
 
-def load_program(artifact: Artifact, knobs: dict, pin_root: str, config_where: str,
-                 previous: LoadedProgram | None = None) -> tuple[LoadedProgram, list[str]]:
-    """Open, check, set knobs, load and attach `artifact`. -> (program, maps shared with `previous`)."""
+def _kernel_load(obj: libbpf.BpfObject, artifact: Artifact) -> None:
+    try:
+        obj.load()
+    except libbpf.LibbpfError as e:
+        tail = "\n".join(e.log.strip().splitlines()[-VERIFIER_TAIL_LINES:]) or "\n".join(e.messages[-10:])
+        raise LoadError(str(artifact.object_path), f"kernel refused to load: {e}{_refusal_hint(e)}", tail)
+
+
+def _open_configured(artifact: Artifact, knobs: dict, config_where: str):
+    """Open the object, bind its manifest, probe the kernel and write the knobs. -> (obj, plan)"""
     try:
         obj = libbpf.BpfObject(str(artifact.object_path))
     except libbpf.LibbpfError as e:
@@ -184,14 +191,30 @@ def load_program(artifact: Artifact, knobs: dict, pin_root: str, config_where: s
             raise LoadError.from_problems(e.problems)
         for k in plan.knobs:
             obj.write_initial(obj.section_map(k.section), k.offset, encoded[k.name])
+        return obj, plan
+    except BaseException:
+        obj.close()
+        raise
+
+
+def verify_program(artifact: Artifact, knobs: dict, config_where: str) -> schema.ProgramPlan:
+    """Everything a load does but attach: manifest, BTF binding, kernel probe, knobs, verifier.
+    Nothing runs and nothing stays loaded (the rollout preflight)."""
+    obj, plan = _open_configured(artifact, knobs, config_where)
+    with obj:
+        _kernel_load(obj, artifact)
+    return plan
+
+
+def load_program(artifact: Artifact, knobs: dict, pin_root: str, config_where: str,
+                 previous: LoadedProgram | None = None) -> tuple[LoadedProgram, list[str]]:
+    """Open, check, set knobs, load and attach `artifact`. -> (program, maps shared with `previous`)."""
+    obj, plan = _open_configured(artifact, knobs, config_where)
+    try:
         generation = previous.generation + 1 if previous else 1
         gated = handover.set_generation(obj, generation)
         reused = handover.reuse_maps(obj, previous.obj) if previous else []
-        try:
-            obj.load()
-        except libbpf.LibbpfError as e:
-            tail = "\n".join(e.log.strip().splitlines()[-VERIFIER_TAIL_LINES:]) or "\n".join(e.messages[-10:])
-            raise LoadError(str(artifact.object_path), f"kernel refused to load: {e}{_refusal_hint(e)}", tail)
+        _kernel_load(obj, artifact)
         # Unique per load: an upgrade to the same version (new knobs) pins beside the old one.
         # bpffs refuses names with dots, hence 1_2_0.
         tag = artifact.version.replace(".", "_")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -53,6 +54,20 @@ def add_parser(sub, registry_arg) -> None:
     sg.add_argument("--key", required=True, type=Path, help="ed25519 private key (PEM)")
     registry_arg(sg)
     sg.set_defaults(run=run_sign)
+
+    v = psub.add_parser("verify", help="load NAME@VERSION into this kernel without attaching it",
+                        description="Everything a load does except attach: digests (and signature with "
+                        "--trusted-key), manifest against BTF, kernel probe, knobs, the verifier. Nothing "
+                        "runs and nothing stays loaded. Exit 0 if this kernel accepts the program, 1 if "
+                        "not (with the reason, and the verifier log's tail). The rollout preflight runs this.")
+    v.add_argument("ref", metavar="NAME@VERSION")
+    v.add_argument("--knob", action="append", default=[], metavar="NAME=VALUE",
+                   help="knob value (integer or true/false); repeatable")
+    v.add_argument("--trusted-key", action="append", default=[], type=Path, metavar="PUBKEY",
+                   help="refuse the artifact unless signed by this ed25519 public key")
+    v.add_argument("--json", action="store_true", help="print the result as JSON")
+    registry_arg(v)
+    v.set_defaults(run=run_verify)
 
     ls = psub.add_parser("list", help="list programs and versions in the registry")
     ls.add_argument("--json", action="store_true", help="print as JSON")
@@ -141,3 +156,42 @@ def run_sign(args) -> int:
             print(f"bpfleet programs sign: {e}", file=sys.stderr)
             failed = True
     return 1 if failed else 0
+
+
+def _knob(text: str):
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise ValueError(f"--knob {text!r}: expected NAME=VALUE")
+    low = value.strip().lower()
+    if low in ("true", "false"):
+        return name, low == "true"
+    try:
+        return name, int(value, 0)
+    except ValueError:
+        raise ValueError(f"--knob {text!r}: the value must be an integer or true/false")
+
+
+def run_verify(args) -> int:
+    from exporter.loader import LoadError, verify_program
+    name, _, version = args.ref.partition("@")
+    result = {"program": args.ref, "kernel": os.uname().release, "ok": False, "error": None,
+              "verifier_log": None}
+    try:
+        knobs = dict(_knob(k) for k in args.knob)
+        artifact = reg.resolve(Path(args.registry), name, version or "latest", args.trusted_key)
+        result["program"], result["digest"] = artifact.ref, artifact.digest
+        verify_program(artifact, knobs, "--knob")
+        result["ok"] = True
+    except (ValueError, ProblemsError) as e:
+        result["error"] = str(e)
+    except LoadError as e:
+        result["error"], result["verifier_log"] = f"{e.where}: {e.message}", e.log_tail or None
+    if args.json:
+        print(json.dumps(result, indent=2))
+    elif result["ok"]:
+        print(f"ok    {result['program']} loads on {result['kernel']} (not attached)")
+    else:
+        print(f"FAIL  {result['program']} on {result['kernel']}: {result['error']}", file=sys.stderr)
+        if result["verifier_log"]:
+            print("      " + result["verifier_log"].replace("\n", "\n      "), file=sys.stderr)
+    return 0 if result["ok"] else 1
