@@ -5,7 +5,6 @@ import ctypes as C
 import errno as errno_mod
 import os
 import threading
-from dataclasses import dataclass, field
 
 
 _lib = C.CDLL("libbpf.so.1", use_errno=True)

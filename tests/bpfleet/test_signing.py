@@ -1,6 +1,5 @@
 """Artifact signatures: sign, verify, refuse unsigned, tampered, or foreign-key artifacts."""
 import json
-from pathlib import Path
 
 import pytest
 

@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 TESTS = Path(__file__).resolve().parents[1]
-for d in (TESTS / "integration", TESTS / "bpfleet"):      # harness.py, synth_btf.py
-    if str(d) not in sys.path:
-        sys.path.insert(0, str(d))
+if str(TESTS / "bpfleet") not in sys.path:       # synth_btf.py
+    sys.path.insert(0, str(TESTS / "bpfleet"))
 
 
 @pytest.fixture

@@ -33,18 +33,15 @@ import mmap
 import os
 import signal
 import socket
-import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import pytest
+from harness import live_skip_reason
 from prometheus_server import Prometheus
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,15 +55,6 @@ OOM_EVERY = 3.0                 # seconds between OOM kills in the test's memory
 PROMETHEUS_READY_TIMEOUT = 30.0
 SCRAPES_TIMEOUT = 45.0
 
-
-
-def live_skip_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root to load BPF programs"
-    for tool in ("bpftool", "clang", "prometheus"):
-        if shutil.which(tool) is None:
-            return f"needs {tool}"
-    return None
 
 
 # (dashboard file, panel title) -> why it may have no data on a test machine. Filled at run time
@@ -204,7 +192,7 @@ class Workload(threading.Thread):
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    reason = live_skip_reason()
+    reason = live_skip_reason("prometheus")
     if reason:
         pytest.skip(reason)
     from harness import BUILTINS, PROGRAMS_DIR, TRACKER, Exporter, build

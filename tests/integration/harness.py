@@ -43,6 +43,16 @@ STOP_TIMEOUT = 15.0
 FREE_TIMEOUT = 10.0            # the kernel frees programs/maps from a workqueue after the last ref
 
 
+def live_skip_reason(*tools: str) -> str | None:
+    """Why tests that load real BPF programs can't run here, or None."""
+    if os.geteuid() != 0:
+        return "needs root to load BPF programs"
+    for tool in ("bpftool", "clang", *tools):
+        if shutil.which(tool) is None:
+            return f"needs {tool}"
+    return None
+
+
 def deadline_poll(fn, timeout: float, interval: float = 0.02, what: str = "condition"):
     """Call fn() until it returns something truthy; return that. AssertionError on timeout."""
     end = time.monotonic() + timeout

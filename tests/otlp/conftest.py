@@ -4,8 +4,6 @@ receiver (otlp_receiver.py)."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,18 +11,10 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
-INTEGRATION = HERE.parent / "integration"
-for p in (INTEGRATION, HERE):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
+if str(HERE) not in sys.path:       # otlp_receiver.py, workload.py
+    sys.path.insert(0, str(HERE))
 
-
-def live_skip_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root to load BPF programs"
-    if shutil.which("bpftool") is None or shutil.which("clang") is None:
-        return "needs bpftool and clang"
-    return None
+from harness import live_skip_reason  # noqa: E402
 
 
 @pytest.fixture(scope="session")

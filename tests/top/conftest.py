@@ -2,30 +2,17 @@
 exporter through tests/integration/harness.py (root, clang and bpftool required)."""
 from __future__ import annotations
 
-import os
-import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-INTEGRATION = Path(__file__).resolve().parents[1] / "integration"
-if str(INTEGRATION) not in sys.path:
-    sys.path.insert(0, str(INTEGRATION))
-
-
-def _live_skip_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root to load BPF programs"
-    if shutil.which("bpftool") is None or shutil.which("clang") is None:
-        return "needs bpftool and clang"
-    return None
+from harness import live_skip_reason
 
 
 @pytest.fixture(scope="session")
 def top_registry(tmp_path_factory) -> Path:
     """syscalls and runqlat, built by `bpfleet programs build` into a fresh registry."""
-    reason = _live_skip_reason()
+    reason = live_skip_reason()
     if reason:
         pytest.skip(reason)
     from harness import PROGRAMS_DIR, build
