@@ -50,6 +50,7 @@ class MetricSpec:
     labels: dict = field(default_factory=dict)   # key field -> LabelSpec
     buckets: BucketSpec | None = None
     sum: str | None = None
+    max_series: int | None = None   # None: the exporter's default (exporter/limits.py)
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,20 @@ class EventSpec:
 
 
 @dataclass(frozen=True)
+class DegradeSpec:
+    knob: str
+    values: tuple[int, ...]   # stepped through in order, one step per breach
+
+
+@dataclass(frozen=True)
+class BudgetSpec:
+    """Kernel cost a program may take (docs/manifest.md#budget; exporter/budget.py judges it)."""
+    ns_per_event: float | None = None   # average kernel ns per run, for every BPF program
+    cpu_share: float | None = None      # all its BPF programs together, in CPUs (0.02 = 2% of one)
+    degrade: DegradeSpec | None = None
+
+
+@dataclass(frozen=True)
 class Manifest:
     path: str
     name: str
@@ -78,6 +93,7 @@ class Manifest:
     knobs: dict = field(default_factory=dict)     # name -> KnobSpec
     metrics: tuple[MetricSpec, ...] = ()
     events: tuple[EventSpec, ...] = ()
+    budget: BudgetSpec | None = None
 
 
 class _Reader:
@@ -128,7 +144,7 @@ def parse(text: str, path: str) -> tuple[Manifest | None, list[Problem]]:
         return None, [Problem(path, "", f"not valid TOML: {e}")]
     r = _Reader(path, problems)
     r.unknown(doc, {"name", "version", "description", "license", "requires", "knobs",
-                    "metrics", "events"}, "")
+                    "metrics", "events", "budget"}, "")
     name = r.get(doc, "name", "", str, required=True, default="")
     if name and not NAME_RE.match(name):
         r.bad("name", f"{name!r} must match {NAME_RE.pattern}")
@@ -149,10 +165,13 @@ def parse(text: str, path: str) -> tuple[Manifest | None, list[Problem]]:
     _no_duplicates(r, [m.name for m in metrics], "metrics", "name")
     events = tuple(e for i, t in enumerate(r.get(doc, "events", "", list, default=[]))
                    if (e := _parse_event(r, t, f"events[{i}]")) is not None)
+    budget = None
+    if (b := r.get(doc, "budget", "", dict)) is not None:
+        budget = parse_budget(r, b, "budget", knobs, complete=True)
     if problems:
         return None, problems
     return Manifest(path, name, version, description, license_,
-                    tuple(t for t in types if isinstance(t, str)), knobs, metrics, events), []
+                    tuple(t for t in types if isinstance(t, str)), knobs, metrics, events, budget), []
 
 
 def _parse_knobs(r: _Reader, table: dict) -> dict:
@@ -174,7 +193,7 @@ def _parse_metric(r: _Reader, t, where: str) -> MetricSpec | None:
         return None
     before = len(r.problems)
     r.unknown(t, {"name", "type", "help", "map", "global", "value", "scale", "per_cpu",
-                  "labels", "buckets", "sum"}, where)
+                  "labels", "buckets", "sum", "max_series"}, where)
     name = r.get(t, "name", where, str, required=True, default="")
     if name and not METRIC_RE.match(name):
         r.bad(f"{where}.name", f"{name!r} is not a valid Prometheus metric name")
@@ -202,10 +221,13 @@ def _parse_metric(r: _Reader, t, where: str) -> MetricSpec | None:
     value = r.get(t, "value", where, str)
     scale = float(r.get(t, "scale", where, (int, float), default=1.0))
     total = r.get(t, "sum", where, str)
+    max_series = r.get(t, "max_series", where, int)
+    if max_series is not None and max_series < 1:
+        r.bad(f"{where}.max_series", f"must be a positive integer, got {max_series}")
     if len(r.problems) > before:
         return None
     return MetricSpec(where, name, mtype, help_, map_, global_, value, scale, per_cpu,
-                      labels, buckets, total)
+                      labels, buckets, total, max_series)
 
 
 def _parse_labels(r: _Reader, table: dict, where: str) -> dict:
@@ -258,6 +280,41 @@ def _parse_event(r: _Reader, t, where: str) -> EventSpec | None:
               "(exec_event for struct exec_event)")
         type_ = None
     return EventSpec(where, map_, r.get(t, "drops", where, str), type_) if map_ else None
+
+
+def parse_budget(r: _Reader, t: dict, where: str, knobs: dict | None,
+                 complete: bool) -> BudgetSpec | None:
+    """A budget table: the manifest's [budget] (`complete`: it must set a limit), or a config's
+    programs.<name>.budget, whose fields override the manifest's one by one. `knobs`: the
+    manifest's knobs, to check degrade.knob against (None: checked when the program loads)."""
+    before = len(r.problems)
+    r.unknown(t, {"ns_per_event", "cpu_share", "degrade"}, where)
+    limits = {}
+    for key in ("ns_per_event", "cpu_share"):
+        v = r.get(t, key, where, (int, float))
+        if v is not None and not 0 < v < float("inf"):
+            r.bad(f"{where}.{key}", f"must be a positive number, got {v!r}")
+        limits[key] = float(v) if v is not None else None
+    if complete and not t.keys() & {"ns_per_event", "cpu_share"}:
+        r.bad(where, "a budget needs ns_per_event or cpu_share, or both")
+    degrade = None
+    d = r.get(t, "degrade", where, dict)
+    if d is not None:
+        w = f"{where}.degrade"
+        r.unknown(d, {"knob", "values"}, w)
+        knob = r.get(d, "knob", w, str, required=True, default="")
+        if knob and knobs is not None and knob not in knobs:
+            r.bad(f"{w}.knob", f"no knob {knob!r} (knobs: {', '.join(sorted(knobs)) or 'none'})")
+        values = r.get(d, "values", w, list, required=True, default=[])
+        if "values" in d and not values:
+            r.bad(f"{w}.values", "give at least one value to step to")
+        for i, v in enumerate(values):
+            if not isinstance(v, (int, bool)):
+                r.bad(f"{w}.values[{i}]", f"expected an integer or boolean, got {v!r}")
+        degrade = DegradeSpec(knob, tuple(int(v) for v in values if isinstance(v, (int, bool))))
+    if len(r.problems) > before:
+        return None
+    return BudgetSpec(limits["ns_per_event"], limits["cpu_share"], degrade)
 
 
 def _no_duplicates(r: _Reader, names: list[str], where: str, what: str) -> None:

@@ -58,6 +58,8 @@ class MetricPlan:
     merges: bool          # some key fields were dropped: equal label sets are added together
     value: Scalar | None
     hist: HistPlan | None
+    # A per-host override of spec.max_series (the exporter config's); None: the manifest's.
+    max_series: int | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,8 @@ class _Binder:
         gl = self.globals()
         metrics = tuple(p for s in self.m.metrics if (p := self.metric(s, gl)) is not None)
         knobs = tuple(k for k in (self.knob(s, gl) for s in self.m.knobs.values()) if k)
+        if self.m.budget is not None and self.m.budget.degrade is not None:
+            self.problems += degrade_problems(self.m.budget.degrade, knobs, self.m.path, "budget.degrade")
         events = tuple(e for e in (self.event(s, gl) for s in self.m.events) if e)
         return None if self.problems else ProgramPlan(self.m, metrics, knobs, events)
 
@@ -322,6 +326,19 @@ class _Binder:
                      "(integers, enums, arrays)")
             return None
         return {"type": e.type, "size": t.size, "fields": tuple(fields), "skipped": tuple(skipped)}
+
+
+def degrade_problems(degrade, knobs, path: str, where: str) -> list[Problem]:
+    """Does the budget's degrade step name a knob of the object, with values that fit it?"""
+    by_name = {k.name: k for k in knobs}
+    k = by_name.get(degrade.knob)
+    if k is None:
+        return [Problem(path, f"{where}.knob", f"no knob {degrade.knob!r} in the object "
+                        f"(knobs: {', '.join(sorted(by_name)) or 'none'})")]
+    lo, hi = (-(1 << (8 * k.size - 1)), (1 << (8 * k.size - 1)) - 1) if k.signed else (0, (1 << (8 * k.size)) - 1)
+    return [Problem(path, f"{where}.values[{i}]", f"{v} does not fit knob {k.name!r} "
+                    f"({'signed' if k.signed else 'unsigned'} {k.size * 8}-bit)")
+            for i, v in enumerate(degrade.values) if not lo <= v <= hi]
 
 
 def upper_bounds(b, slots: int, scale: float) -> tuple[float, ...]:

@@ -68,7 +68,11 @@ def make_admin_server(path: str, exporter) -> _UnixHTTPServer:
             self.wfile.write(body)
 
         def _body(self) -> dict | None:
-            n = int(self.headers.get("Content-Length") or 0)
+            raw = self.headers.get("Content-Length") or "0"
+            if not raw.isdigit():
+                self._reply(400, {"ok": False, "error": f"Content-Length: {raw!r} is not a number"})
+                return None
+            n = int(raw)
             if n > MAX_BODY:
                 self._reply(413, {"ok": False, "error": f"body larger than {MAX_BODY} bytes"})
                 return None

@@ -9,11 +9,13 @@ at a time, each decoder running once per distinct field value. Both caches are b
 from __future__ import annotations
 
 import struct
+from dataclasses import replace
 
 from bpfleet.decoders import DECODERS
 from bpfleet.schema import LabelPlan, MetricPlan, Scalar
 from exporter.exposition import Family, HistogramSeries, escape_label_value, parse_labels
 from exporter.histograms import prometheus_series, why_not_exponential
+from exporter.limits import SeriesLimit, effective_max_series
 
 LABEL_CACHE_LIMIT = 200_000
 _CODES = {(1, False): "B", (1, True): "b", (2, False): "H", (2, True): "h",
@@ -130,6 +132,17 @@ class MetricCollector:
         if plan.hist:
             # Native buckets only where they are exact for every possible count (histograms.py).
             self._native = why_not_exponential(self.spec.buckets, plan.hist.slots, self.spec.scale) is None
+        self.set_max_series(effective_max_series(plan))
+
+    def set_max_series(self, n: int) -> None:
+        """Series limit (exporter/limits.py). Kept in the plan too, so that collectors built
+        from this one's plan (the OTLP export's) get the same limit."""
+        if n != effective_max_series(self.plan):
+            self.plan = replace(self.plan, max_series=n)
+        if getattr(self, "limit", None) is not None and self.limit.max == n:
+            return
+        names = [lp.name for lp in self.plan.labels] + (["cpu"] if self.split_cpus else [])
+        self.limit = SeriesLimit(n, names)
 
     def _value_columns(self, cpu_stride: int) -> list[Scalar]:
         """Every number to read per entry: per CPU, the value (or the slots and the sum)."""
@@ -163,7 +176,7 @@ class MetricCollector:
             samples = self._cpu_samples(key_list, self._format.iter_unpack(values))
         else:
             samples = self._scalar_samples(key_list, values)
-        return Family(self.spec.name, self.spec.type, self.spec.help, samples)
+        return Family(self.spec.name, self.spec.type, self.spec.help, self.limit.samples(samples))
 
     def _scalar_column(self, values: memoryview) -> list:
         if self._format.format == "<Q":  # plain u64 per entry: no unpacking at all
@@ -209,6 +222,7 @@ class MetricCollector:
             acc = merged.setdefault(lbl, [[0] * h.slots, 0])
             acc[0] = [a + b for a, b in zip(acc[0], counts)]
             acc[1] += total
+        merged = self.limit.merged(merged)
         return [prometheus_series(parse_labels(lbl), counts, total if h.sum else None,
                                   self.spec.buckets, self.spec.scale, self._native)
                 for lbl, (counts, total) in merged.items()]

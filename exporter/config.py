@@ -7,6 +7,7 @@ from pathlib import Path
 
 import tomli
 
+from bpfleet import manifest as manifest_mod
 from bpfleet.manifest import SEMVER_RE
 from bpfleet.problems import Problem, ProblemsError
 
@@ -22,6 +23,25 @@ class ProgramConfig:
     name: str
     version: str = "latest"
     knobs: dict = field(default_factory=dict)
+    # Per-host overrides (docs/operations.md): None = the manifest's. budget: False turns the
+    # budget off, a BudgetSpec overrides the manifest's fields one by one. max_series: an int
+    # for every metric of the program, or {metric name: int}.
+    budget: object = None
+    max_series: object = None
+
+
+REENABLE_POLICIES = ("manual", "after")
+
+
+@dataclass(frozen=True)
+class BreakerConfig:
+    """[breaker]: how budgets are enforced (exporter/budget.py, exporter/breaker.py)."""
+    enabled: bool = True
+    interval_seconds: float = 5.0     # one window: how often bpf_stats are read
+    windows: int = 3                  # consecutive over-budget windows that make a breach
+    min_events: int = 1000            # runs per BPF program in a window to judge ns_per_event
+    reenable: str = "manual"          # "manual": admin API PUT or reload; "after": cooldown
+    cooldown_seconds: float = 600.0
 
 
 OTLP_PROTOCOLS = ("grpc", "http/protobuf")
@@ -54,6 +74,7 @@ class Config:
     programs: dict = field(default_factory=dict)   # name -> ProgramConfig
     trusted_keys: tuple = ()                       # ed25519 public keys; set: only signed artifacts load
     otlp: OtlpConfig | None = None                 # None: the file has no [otlp] table
+    breaker: BreakerConfig = BreakerConfig()
 
 
 def builtin_program_names() -> list[str]:
@@ -78,7 +99,8 @@ def parse(text: str, path: str) -> Config:
     except tomli.TOMLDecodeError as e:
         raise ProblemsError([Problem(path, "", f"not valid TOML: {e}")])
     problems: list[Problem] = []
-    known = {"listen", "registry", "pin_root", "admin_socket", "programs", "trusted_keys", "otlp"}
+    known = {"listen", "registry", "pin_root", "admin_socket", "programs", "trusted_keys", "otlp",
+             "breaker"}
     for k in doc:
         if k not in known:
             problems.append(Problem(path, k, f"unknown field (expected one of: {', '.join(sorted(known))})"))
@@ -107,11 +129,47 @@ def parse(text: str, path: str) -> Config:
         except ProblemsError as e:
             problems.extend(e.problems)
     otlp = _otlp(doc["otlp"], path, problems) if "otlp" in doc else None
+    breaker = _breaker(doc["breaker"], path, problems) if "breaker" in doc else BreakerConfig()
     if problems:
         raise ProblemsError(problems)
     return Config(path, doc.get("listen", DEFAULT_LISTEN), doc.get("registry"),
                   doc.get("pin_root", DEFAULT_PIN_ROOT), doc.get("admin_socket", DEFAULT_ADMIN_SOCKET),
-                  programs, tuple(keys), otlp=otlp)
+                  programs, tuple(keys), otlp=otlp, breaker=breaker)
+
+
+def _breaker(t, path: str, problems: list) -> BreakerConfig:
+    """The [breaker] table. Every problem names breaker.<field>."""
+    if not isinstance(t, dict):
+        problems.append(Problem(path, "breaker", "expected a table: [breaker]"))
+        return BreakerConfig()
+    before = len(problems)
+
+    def bad(key: str, message: str) -> None:
+        problems.append(Problem(path, f"breaker.{key}", message))
+
+    known = set(BreakerConfig.__dataclass_fields__)
+    for k in t:
+        if k not in known:
+            bad(k, f"unknown field (expected one of: {', '.join(sorted(known))})")
+    if "enabled" in t and not isinstance(t["enabled"], bool):
+        bad("enabled", f"expected true or false, got {t['enabled']!r}")
+    for k in ("interval_seconds", "cooldown_seconds"):
+        v = t.get(k)
+        if k in t and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < float("inf")):
+            bad(k, f"expected a positive number of seconds, got {v!r}")
+    for k, least in (("windows", 1), ("min_events", 1)):
+        v = t.get(k)
+        if k in t and (isinstance(v, bool) or not isinstance(v, int) or v < least):
+            bad(k, f"expected an integer >= {least}, got {v!r}")
+    if "reenable" in t and t["reenable"] not in REENABLE_POLICIES:
+        bad("reenable", f"{t['reenable']!r} is not one of: {', '.join(repr(p) for p in REENABLE_POLICIES)}")
+    if len(problems) > before:
+        return BreakerConfig()
+    given = {k: t[k] for k in known if k in t}
+    for k in ("interval_seconds", "cooldown_seconds"):
+        if k in given:
+            given[k] = float(given[k])
+    return BreakerConfig(**given)
 
 
 def _otlp(t, path: str, problems: list) -> OtlpConfig | None:
@@ -175,8 +233,9 @@ def _program(name: str, spec, path: str, problems: list) -> ProgramConfig | None
         return None
     before = len(problems)
     for k in spec:
-        if k not in ("version", "enabled", "knobs"):
-            problems.append(Problem(path, f"{where}.{k}", "unknown field (expected version, enabled, knobs)"))
+        if k not in ("version", "enabled", "knobs", "budget", "max_series"):
+            problems.append(Problem(path, f"{where}.{k}", "unknown field (expected version, enabled, "
+                                    "knobs, budget, max_series)"))
     version = spec.get("version", "latest")
     if not isinstance(version, str) or not VERSION_RE.match(version):
         problems.append(Problem(path, f"{where}.version", f"{version!r} is not \"latest\" or MAJOR.MINOR.PATCH"))
@@ -190,9 +249,30 @@ def _program(name: str, spec, path: str, problems: list) -> ProgramConfig | None
     for k, v in knobs.items():
         if not isinstance(v, (int, bool)):
             problems.append(Problem(path, f"{where}.knobs.{k}", f"expected an integer or boolean, got {v!r}"))
+    budget = None
+    if "budget" in spec:
+        b = spec["budget"]
+        if b is False:
+            budget = False
+        elif isinstance(b, dict):
+            budget = manifest_mod.parse_budget(manifest_mod._Reader(path, problems), b, f"{where}.budget",
+                                               None, complete=False)
+        else:
+            problems.append(Problem(path, f"{where}.budget", "expected a table like { ns_per_event = 500 }, "
+                                    f"or false to turn the program's budget off; got {b!r}"))
+    max_series = spec.get("max_series")
+    if "max_series" in spec:
+        items = max_series.items() if isinstance(max_series, dict) else [(None, max_series)]
+        for metric, v in items:
+            w = f"{where}.max_series" + (f".{metric}" if metric is not None else "")
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                problems.append(Problem(path, w, "expected a positive integer (for every metric of the "
+                                        "program) or a table of metric name = positive integer; got "
+                                        f"{v!r}"))
     if len(problems) > before or enabled is False:
         return None
-    return ProgramConfig(name, version, dict(knobs))
+    return ProgramConfig(name, version, dict(knobs), budget,
+                         dict(max_series) if isinstance(max_series, dict) else max_series)
 
 
 def load(path: str | None) -> Config:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -13,8 +14,9 @@ import time
 
 from bpfleet.problems import ProblemsError
 from exporter import config as config_mod
-from exporter import exposition_proto, libbpf, otlp_settings, selfmetrics
+from exporter import exposition_proto, libbpf, otlp_settings, privileges, selfmetrics
 from exporter.admin import make_admin_server
+from exporter.breaker import Breaker
 from exporter.exposition import render
 from exporter.http import make_server
 from exporter.snapshot import SnapshotCache
@@ -40,6 +42,10 @@ class Exporter:
         self.family_providers: list = []
         self.event_sink = None     # every running program's LoadedProgram.event_sink
         self.otlp = None           # exporter.otlp.OtlpExport while OTLP export runs
+        # Budgets (exporter/breaker.py); its thread runs while serving.
+        self.breaker = Breaker(self.supervisor, lambda: self.config)
+        self.family_providers.append(self.breaker.families)
+        self.capabilities: dict | None = None   # what privileges.drop() kept, once it ran
 
     def _programs_changed(self) -> None:
         """After every load, upgrade and unload (under the supervisor's lock)."""
@@ -83,10 +89,14 @@ class Exporter:
         return body
 
     def status(self) -> dict:
+        programs = self.supervisor.status()
+        for p in programs:
+            p["budget"] = self.breaker.status(p["name"])
         return {"config": self.config.source, "registry": str(self.supervisor.registry),
                 "pid": os.getpid(), "uptime_seconds": round(time.time() - self.started, 3),
-                "kernel": os.uname().release, "programs": self.supervisor.status(),
-                "otlp": self.otlp.status() if self.otlp else {"enabled": False}}
+                "kernel": os.uname().release, "programs": programs,
+                "otlp": redact(self.otlp.status()) if self.otlp else {"enabled": False},
+                "capabilities": self.capabilities}
 
     def reload(self) -> dict:
         """Re-read the config file and apply it. -> {where: error} for what went wrong."""
@@ -115,6 +125,21 @@ class Exporter:
                 self.supervisor.consume_events()
             except Exception:
                 log.exception("ring buffer consumer")
+
+
+_URL_USERINFO = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]*@")
+
+
+def redact(obj):
+    """No credentials in /status: user:password@ in URLs becomes <redacted>@ (OTLP header
+    values are never shown at all, only their names)."""
+    if isinstance(obj, str):
+        return _URL_USERINFO.sub(r"\1<redacted>@", obj)
+    if isinstance(obj, dict):
+        return {k: redact(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [redact(v) for v in obj]
+    return obj
 
 
 def prepare_kernel_filesystems() -> None:
@@ -161,10 +186,16 @@ def run_exporter(args) -> int:
         print(f"bpfleet exporter: bad config:\n{e}", file=sys.stderr)
         return 2
     registry = cfg.registry or args.registry
+    lacking = privileges.missing()
+    if lacking:
+        print(f"bpfleet exporter: missing capabilities {', '.join(c.upper() for c in lacking)} "
+              "(needed to load and attach BPF programs; see docs/security.md)", file=sys.stderr)
+        return 2
     prepare_kernel_filesystems()
     clean_stale_pins(cfg.pin_root)
-    stats_fd = libbpf.enable_stats()
+    stats_fd, stats_note = start_bpf_stats()
     exporter = Exporter(cfg, registry)
+    exporter.breaker.stats_note = stats_note
     stop = threading.Event()
     try:
         errors = exporter.supervisor.apply(cfg)
@@ -177,6 +208,7 @@ def run_exporter(args) -> int:
         if failed and args.strict:
             log.error("--strict: %d program(s) failed to load: %s", len(failed), ", ".join(failed))
             return 1
+        exporter.capabilities = drop_privileges(exporter)
         exporter.start_otlp(otlp)
         return serve(exporter, host, port, stop)
     finally:
@@ -184,7 +216,46 @@ def run_exporter(args) -> int:
         exporter.stop_otlp()
         exporter.supervisor.close()
         shutil.rmtree(cfg.pin_root, ignore_errors=True)
-        os.close(stats_fd)
+        if stats_fd is not None:
+            os.close(stats_fd)
+
+
+def start_bpf_stats() -> tuple[int | None, str | None]:
+    """Kernel run-time stats on for as long as we live (BPF_ENABLE_STATS needs CAP_SYS_ADMIN).
+    Without it, the kernel.bpf_stats_enabled sysctl does the same (the systemd unit sets it).
+    -> (fd to keep open or None, a note for /status when stats are off)."""
+    try:
+        return libbpf.enable_stats(), None
+    except libbpf.LibbpfError as e:
+        try:
+            with open("/proc/sys/kernel/bpf_stats_enabled") as f:
+                if f.read().strip() == "1":
+                    log.info("bpf_stats on through kernel.bpf_stats_enabled (%s)", e)
+                    return None, None
+        except OSError:
+            pass
+        note = ("bpf_stats are off: kernel cost is not measured and budgets are not enforced "
+                f"({e}; give CAP_SYS_ADMIN or set kernel.bpf_stats_enabled=1)")
+        log.error("%s", note)
+        return None, note
+
+
+def drop_privileges(exporter: Exporter) -> dict | None:
+    """After the first attach, keep only what reloads and upgrades need (exporter/privileges.py)."""
+    types = {t for p in exporter.supervisor.running() for t in p.plan.manifest.program_types}
+    if any(lp.decoder == "ksym" for p in exporter.supervisor.running()
+           for mp in p.plan.metrics for lp in mp.labels):
+        from bpfleet.decoders.kernel import kernel_symbol
+        kernel_symbol(0)   # read /proc/kallsyms while we may (CAP_SYSLOG): after, addresses read as 0
+    try:
+        result = privileges.drop(privileges.keep_for(types))
+    except OSError as e:
+        log.error("could not drop capabilities: %s", e)
+        return {"error": str(e), **privileges.current()}
+    log.info("capabilities kept: %s; dropped: %s%s", ", ".join(result["kept"]) or "none",
+             ", ".join(result["dropped"]) or "none",
+             "" if result["bounding_set"] else " (bounding set unchanged: no CAP_SETPCAP)")
+    return result
 
 
 def serve(exporter: Exporter, host: str, port: int, stop: threading.Event) -> int:
@@ -196,7 +267,8 @@ def serve(exporter: Exporter, host: str, port: int, stop: threading.Event) -> in
     admin = make_admin_server(exporter.config.admin_socket, exporter)
     threads = [threading.Thread(target=http.serve_forever, args=(0.1,), name="http", daemon=True),
                threading.Thread(target=admin.serve_forever, args=(0.1,), name="admin", daemon=True),
-               threading.Thread(target=exporter.consume_events_forever, args=(stop,), name="ringbuf", daemon=True)]
+               threading.Thread(target=exporter.consume_events_forever, args=(stop,), name="ringbuf", daemon=True),
+               threading.Thread(target=exporter.breaker.run, args=(stop,), name="breaker", daemon=True)]
     for t in threads:
         t.start()
     hup = threading.Event()

@@ -29,7 +29,13 @@ def families(snap: Snapshot, last_scrape_seconds: float | None) -> list[Family]:
                                             ("digest", slot.digest)]), 1))
     run_ns, run_cnt, rb_events, rb_drops = [], [], [], []
     entries, max_entries, fill, read_s = [], [], [], []
+    limit, overflow, dropped = [], [], []
     for ps in snap.programs:
+        for collector, _map in getattr(ps.program, "collectors", ()):
+            sl = render_labels([("program", ps.name), ("metric", collector.spec.name)])
+            limit.append(("", sl, collector.limit.max))
+            overflow.append(("", sl, collector.limit.folded))
+            dropped.append(("", sl, collector.limit.dropped_total))
         for prog, st in ps.kernel.items():
             pl = render_labels([("program", ps.name), ("bpf_program", prog)])
             run_ns.append(("", pl, st.run_time_ns / 1e9))
@@ -60,6 +66,12 @@ def families(snap: Snapshot, last_scrape_seconds: float | None) -> list[Family]:
         _gauge("bpfleet_map_read_duration_seconds", "Time to read the map for the latest snapshot", read_s),
         _counter("bpfleet_ringbuf_events_total", "Ring buffer events consumed", rb_events),
         _counter("bpfleet_ringbuf_drops_total", "Ring buffer events the program could not reserve", rb_drops),
+        _gauge("bpfleet_series_limit", "Most series the metric may have (max_series); beyond it, "
+               "the excess is added into one series whose labels read __overflow__", limit),
+        _gauge("bpfleet_series_overflow", "Label sets added into the metric's __overflow__ series "
+               "in the latest scrape", overflow),
+        _counter("bpfleet_series_dropped_total", "Label sets the series limit kept out: each "
+                 "counted when it goes into the __overflow__ series", dropped),
         _gauge("bpfleet_snapshot_read_duration_seconds", "Time to read every map for the latest snapshot",
                [("", "", snap.read_seconds)]),
     ]

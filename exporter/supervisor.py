@@ -6,18 +6,31 @@ A program that fails stays in the table with its error, so /status and the metri
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bpfleet import manifest as manifest_mod, registry as reg
-from bpfleet.problems import ProblemsError
+from bpfleet.problems import Problem, ProblemsError
 from exporter.config import Config, ProgramConfig
+from exporter.limits import DEFAULT_MAX_SERIES
 from exporter.loader import LoadError, LoadedProgram, load_program
 from exporter.snapshot import SlotState, Snapshot
 
 log = logging.getLogger("bpfleet.exporter")
+# Test-only fault hook (docs/orchestrator.md, tests/e2e): BPFLEET_FAULT_CRASH_ON_LOAD=name@version
+# makes the exporter process die (exit 70) when it is asked to load exactly that artifact, so the
+# rollout e2e tests can prove that a crashing version is stopped at the canary and rolled back.
+FAULT_CRASH_ON_LOAD = "BPFLEET_FAULT_CRASH_ON_LOAD"
+
+
+def _fault_crash_on_load(ref: str) -> None:
+    if os.environ.get(FAULT_CRASH_ON_LOAD) == ref:
+        log.critical("%s=%s: crashing on purpose (test fault hook)", FAULT_CRASH_ON_LOAD, ref)
+        logging.shutdown()
+        os._exit(70)
 
 
 @dataclass
@@ -32,6 +45,7 @@ class Slot:
     read_errors: int = 0
     last_change: float = field(default_factory=time.time)
     last_swap_seconds: float | None = None
+    tripped: str | None = None      # why the circuit breaker detached it (exporter/breaker.py)
 
     def status(self) -> dict:
         p = self.running
@@ -40,7 +54,9 @@ class Slot:
             "wanted_version": self.wanted.version,
             "version": p.artifact.version if p else None,
             "digest": p.artifact.digest if p else None,
-            "state": "attached" if p and p.obj.attached else "failed" if self.error else "stopped",
+            "state": "attached" if p and p.obj.attached else "tripped" if self.tripped
+                     else "failed" if self.error else "stopped",
+            "tripped": self.tripped,
             "error": self.error,
             "verifier_log": self.verifier_log or None,
             "load_errors": self.load_errors,
@@ -55,6 +71,9 @@ class Supervisor:
         self.registry, self.pin_root, self.config_source = Path(registry), pin_root, config_source
         self.trusted_keys = [Path(k) for k in trusted_keys]
         self.slots: dict[str, Slot] = {}
+        # The config's [programs.<name>] tables: per-host overrides (max_series, budget) hold
+        # whoever deploys, the config or the admin API.
+        self.program_configs: dict[str, ProgramConfig] = {}
         self.lock = threading.RLock()
         self.on_change = lambda: None   # called after every load, upgrade and unload
 
@@ -64,6 +83,7 @@ class Supervisor:
         with self.lock:
             self.config_source = config.source
             self.trusted_keys = [Path(k) for k in config.trusted_keys]
+            self.program_configs = dict(config.programs)
             results = {}
             for name in [n for n in self.slots if n not in config.programs]:
                 self.unload(name)
@@ -72,7 +92,13 @@ class Supervisor:
                 slot = self.slots.get(name)
                 if slot and slot.running and _same(slot, pc, self.registry):
                     slot.wanted, slot.error, slot.verifier_log = pc, None, ""
-                    results[name] = None
+                    try:
+                        self._check_overrides(slot.running.artifact)
+                        self._apply_limits(slot.running)
+                    except ProblemsError as e:
+                        slot.error = str(e)
+                        log.error("%s", e)
+                    results[name] = slot.error
                     continue
                 results[name] = self.deploy(pc)
             return results
@@ -89,7 +115,9 @@ class Supervisor:
                 if digest and artifact.digest != digest:
                     raise LoadError(str(artifact.dir), f"digest mismatch: the registry has "
                                     f"{artifact.digest}, the caller asked for {digest}; refusing")
+                _fault_crash_on_load(artifact.ref)
                 self._check_metric_names(artifact)
+                self._check_overrides(artifact)
                 new, reused = load_program(artifact, pc.knobs, self.pin_root,
                                            f"{self.config_source}: programs.{pc.name}", old)
             except (LoadError, ProblemsError) as e:
@@ -99,6 +127,8 @@ class Supervisor:
                 old.close()
             slot.last_swap_seconds = time.perf_counter() - t0 if old else None
             slot.running, slot.error, slot.verifier_log = new, None, ""
+            slot.tripped = None
+            self._apply_limits(new)
             slot.last_change = time.time()
             self.on_change()
             verb = f"upgraded {old.artifact.ref} →" if old else "loaded"
@@ -118,6 +148,36 @@ class Supervisor:
                 if both:
                     raise LoadError(f"{m.path}: metrics", f"metric {', '.join(sorted(both))} "
                                     f"is already exported by {other.artifact.ref}")
+
+    def _check_overrides(self, artifact: reg.Artifact) -> None:
+        """The config's max_series and budget overrides must name what the program has."""
+        pc = self.program_configs.get(artifact.name)
+        if pc is None or (not isinstance(pc.max_series, dict) and not pc.budget):
+            return
+        m, problems = manifest_mod.load(str(artifact.manifest_path))
+        if problems:
+            raise ProblemsError(problems)
+        where = f"programs.{artifact.name}"
+        names = [spec.name for spec in m.metrics]
+        for metric in pc.max_series if isinstance(pc.max_series, dict) else ():
+            if metric not in names:
+                problems.append(Problem(self.config_source, f"{where}.max_series.{metric}",
+                                        f"{artifact.ref} has no metric {metric!r} (metrics: {', '.join(names) or 'none'})"))
+        degrade = getattr(pc.budget, "degrade", None)
+        if degrade is not None and degrade.knob not in m.knobs:
+            problems.append(Problem(self.config_source, f"{where}.budget.degrade.knob",
+                                    f"{artifact.ref} has no knob {degrade.knob!r} "
+                                    f"(knobs: {', '.join(sorted(m.knobs)) or 'none'})"))
+        if problems:
+            raise ProblemsError(problems)
+
+    def _apply_limits(self, prog: LoadedProgram) -> None:
+        """Series limits: the config's max_series for this program, else the manifest's."""
+        pc = self.program_configs.get(prog.name)
+        override = pc.max_series if pc is not None else None
+        for collector, _map in prog.collectors:
+            n = override.get(collector.spec.name) if isinstance(override, dict) else override
+            collector.set_max_series(n or collector.spec.max_series or DEFAULT_MAX_SERIES)
 
     def _failed(self, slot: Slot, e: Exception, old: LoadedProgram | None) -> str:
         slot.load_errors += 1
@@ -141,6 +201,21 @@ class Supervisor:
                 slot.running.close()
                 log.info("unloaded %s", slot.running.artifact.ref)
             self.on_change()
+            return True
+
+    def trip(self, name: str, reason: str) -> bool:
+        """The circuit breaker's last step: detach and unload, keep the slot (state "tripped",
+        with the reason) until the program is deployed again. -> whether it was running."""
+        with self.lock:
+            slot = self.slots.get(name)
+            if slot is None or slot.running is None:
+                return False
+            ref = slot.running.artifact.ref
+            slot.running.close()
+            slot.running, slot.tripped, slot.error = None, reason, None
+            slot.last_change = time.time()
+            self.on_change()
+            log.error("circuit breaker: detached and unloaded %s: %s", ref, reason)
             return True
 
     def close(self) -> None:
@@ -169,6 +244,21 @@ class Supervisor:
                                     s.load_errors, s.read_errors) for s in self.slots.values())
             return Snapshot(time.time_ns(), time.monotonic(), tuple(programs), slots,
                             time.perf_counter() - t0)
+
+    def kernel_stats(self) -> dict[str, tuple]:
+        """name -> (running LoadedProgram or None, {BPF program: KernelStats}): bpf_stats only,
+        no map reads (what the circuit breaker measures)."""
+        with self.lock:
+            out = {}
+            for name, s in self.slots.items():
+                stats = {}
+                if s.running is not None:
+                    try:
+                        stats = s.running.program_stats()
+                    except Exception:
+                        log.exception("reading bpf_stats of %s failed", s.running.artifact.ref)
+                out[name] = (s.running, stats)
+            return out
 
     def consume_events(self) -> None:
         with self.lock:

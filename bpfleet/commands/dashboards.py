@@ -6,9 +6,10 @@ import tempfile
 from pathlib import Path
 
 from bpfleet import build, manifest as manifest_mod, registry as reg
-from bpfleet.dashboards import from_plan, generate
-from bpfleet.dashboards.generator import GENERATED_RE
 from bpfleet.problems import ProblemsError
+
+# bpfleet.dashboards (the Grafana SDK) is imported where it is used: fleet hosts run `bpfleet
+# exporter` and `bpfleet programs verify` from a venv without the control machine's extras.
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 BUILTIN_DIR = ROOT / "programs"
@@ -39,6 +40,7 @@ def add_parser(sub, registry_arg) -> None:
 
 def views_from_registry(registry: Path, names: list[str] | None = None) -> list:
     """ProgramView of the latest version of each program (all, or `names`) in a registry."""
+    from bpfleet.dashboards import from_plan
     views = []
     for name in names if names is not None else reg.names(registry):
         artifact = reg.resolve(registry, name)
@@ -72,12 +74,14 @@ def generated_files(dirs: list[Path] | None = None, registry: Path | None = None
     else:
         dirs = dirs or sorted(d for d in BUILTIN_DIR.iterdir() if (d / "manifest.toml").is_file())
         views = views_from_dirs(dirs)
+    from bpfleet.dashboards import generate
     return generate(views)
 
 
 def stale_files(files: dict[str, str], out: Path, orphans: bool = True) -> list[tuple[str, str]]:
     """(relative path, why) for every file in `out` that differs from `files`, is missing, or
     (with `orphans`: `files` is the whole set) is a dashboard that would no longer be generated."""
+    from bpfleet.dashboards.generator import GENERATED_RE
     stale = []
     for rel, content in sorted(files.items()):
         path = out / rel

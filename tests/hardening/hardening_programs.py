@@ -1,0 +1,164 @@
+"""Test programs for the hardening tests: deliberately expensive ones (the circuit breaker), one
+with a sampling knob (degrading), one with too many keys for its series limit and a map that
+fills up (cardinality, failed inserts). Written into a directory, built by harness.build()."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness import TRACKER, tiny_program, write_program
+
+# A bounded loop the verifier walks through; `volatile` keeps clang from folding it away.
+# Around 1-3 µs per run on the test VM: every syscall on the machine pays it while attached.
+COSTLY_LOOP = """
+	{
+		volatile __u64 acc = 0;
+		for (int i = 0; i < %d; i++)
+			acc += i;
+	}
+"""
+
+BUDGET = """
+[budget]
+ns_per_event = {ns}
+"""
+
+
+def costly(parent: Path, name: str = "costly", iterations: int = 2000, ns_per_event: int = 100) -> Path:
+    """tiny_program on raw_tp/sys_enter with an expensive loop and a budget it can't keep."""
+    d = tiny_program(parent, name, extra=COSTLY_LOOP % iterations)
+    m = d / "manifest.toml"
+    m.write_text(m.read_text() + BUDGET.format(ns=ns_per_event))
+    return d
+
+
+SAMPLED_SOURCE = r"""// SPDX-License-Identifier: GPL-2.0
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+/* Do the expensive part for one event in sample_every (the degrade knob); count every event. */
+const volatile __u32 sample_every = 1;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} sampled_counts SEC(".maps");
+
+SEC("raw_tp/sys_enter")
+int sampled_prog(void *ctx)
+{
+	__u32 zero = 0;
+	__u64 *count = bpf_map_lookup_elem(&sampled_counts, &zero);
+
+	if (count)
+		__sync_fetch_and_add(count, 1);
+	if (sample_every > 1 && bpf_get_prandom_u32() % sample_every)
+		return 0;
+	{
+		volatile __u64 acc = 0;
+		for (int i = 0; i < ITERATIONS; i++)
+			acc += i;
+	}
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+SAMPLED_MANIFEST = """name = "sampled"
+version = "1.0.0"
+description = "a costly program that can be sampled down"
+license = "GPL-2.0"
+
+[requires]
+program_types = ["raw_tracepoint"]
+
+[knobs.sample_every]
+default = 1
+description = "do the costly part for one event in sample_every"
+
+[[metrics]]
+name = "sampled_events_total"
+type = "counter"
+help = "every event, sampled or not"
+map = "sampled_counts"
+
+[budget]
+ns_per_event = %(ns)d
+degrade = { knob = "sample_every", values = [2, 1000] }
+"""
+
+
+def sampled(parent: Path, iterations: int = 8000, ns_per_event: int = 1000) -> Path:
+    TRACKER.note_names("sampled_prog", "sampled_counts")
+    return write_program(parent, "sampled", SAMPLED_SOURCE.replace("ITERATIONS", str(iterations)),
+                         SAMPLED_MANIFEST % {"ns": ns_per_event})
+
+
+MANYKEYS_SOURCE = r"""// SPDX-License-Identifier: GPL-2.0
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+/* One entry per syscall number, in a map too small for them all: it fills up, and the
+   failed inserts are counted (the pattern docs/manifest.md describes). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16);
+	__type(key, __u32);
+	__type(value, __u64);
+} manykeys_counts SEC(".maps");
+
+__u64 manykeys_failed_inserts = 0;
+
+SEC("raw_tp/sys_enter")
+int manykeys_prog(struct bpf_raw_tracepoint_args *ctx)
+{
+	__u32 id = (__u32)ctx->args[1];
+	__u64 one = 1, *count;
+
+	count = bpf_map_lookup_elem(&manykeys_counts, &id);
+	if (count)
+		__sync_fetch_and_add(count, 1);
+	else if (bpf_map_update_elem(&manykeys_counts, &id, &one, BPF_NOEXIST))
+		__sync_fetch_and_add(&manykeys_failed_inserts, 1);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+MANYKEYS_MANIFEST = """name = "manykeys"
+version = "1.0.0"
+description = "more keys than its series limit, and a map that fills up"
+license = "GPL-2.0"
+
+[requires]
+program_types = ["raw_tracepoint"]
+
+[[metrics]]
+name = "manykeys_calls_total"
+type = "counter"
+help = "syscalls by number, at most 5 series"
+map = "manykeys_counts"
+labels.key = { name = "syscall", decoder = "syscall" }
+max_series = 5
+
+[[metrics]]
+name = "manykeys_all_calls_total"
+type = "counter"
+help = "the same map, under the default series limit"
+map = "manykeys_counts"
+labels.key = { name = "syscall", decoder = "syscall" }
+
+[[metrics]]
+name = "manykeys_map_full_total"
+type = "counter"
+help = "events not counted because manykeys_counts was full"
+global = "manykeys_failed_inserts"
+"""
+
+
+def manykeys(parent: Path) -> Path:
+    TRACKER.note_names("manykeys_prog", "manykeys_counts")
+    return write_program(parent, "manykeys", MANYKEYS_SOURCE, MANYKEYS_MANIFEST)
