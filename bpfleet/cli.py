@@ -17,6 +17,7 @@ def parser() -> argparse.ArgumentParser:
     from bpfleet.commands import dashboards, programs
     from bpfleet.commands import top
     from bpfleet.commands import lab
+    from bpfleet.commands import fleet
     from exporter import main as exporter_main
 
     p = argparse.ArgumentParser(
@@ -28,6 +29,7 @@ def parser() -> argparse.ArgumentParser:
     exporter_main.add_parser(sub, registry_arg)
     top.add_parser(sub, registry_arg)
     lab.add_parser(sub, registry_arg)
+    fleet.add_parser(sub, registry_arg)
     return p
 
 

@@ -96,7 +96,10 @@ def run_playbook(playbook: str, inventory: str, hosts: list[str], extravars: dic
                  "ANSIBLE_TASK_TIMEOUT": str(timeouts.task), "ANSIBLE_TIMEOUT": str(timeouts.connect),
                  "ANSIBLE_HOST_KEY_CHECKING": "False", "ANSIBLE_RETRY_FILES_ENABLED": "False",
                  "ANSIBLE_ROLES_PATH": str(PLAYBOOKS / "roles"), "ANSIBLE_PIPELINING": "True"},
-        settings={"suppress_ansible_output": True})
+        settings={"suppress_ansible_output": True},
+        # Otherwise the first run's extravars, envvars and cmdline (--check!) are written to
+        # <private_data_dir>/env/ and silently reused by every later run that shares the dir.
+        suppress_env_files=True)
     result.status, result.rc = runner.status, runner.rc
     result.artifacts = str(Path(private_data_dir) / "artifacts" / ident)
     why = _run_failure(runner, result.artifacts)
