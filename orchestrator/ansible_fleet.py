@@ -221,7 +221,8 @@ def observation(host: str, rep) -> Observation:
     load, cpus = rep.get("load1"), rep.get("cpus") or 1
     return Observation(host, True, bool(exporter.get("up")), prog.get("version"), prog.get("state"),
                        prog.get("error"), int(prog.get("run_time_ns") or 0), int(prog.get("run_count") or 0),
-                       None if load is None else float(load) / float(cpus))
+                       None if load is None else float(load) / float(cpus),
+                       f"{rep['release']} {rep['build']}" if rep.get("release") else None)
 
 
 def _why(r) -> str:

@@ -25,6 +25,7 @@ class Observation:
     run_time_ns: int = 0              # kernel time in the program during the bake (delta)
     run_count: int = 0                # events during the bake (delta)
     load_per_cpu: float | None = None  # host health signal: 1-minute load average per CPU
+    kernel: str | None = None          # kernel build: health is compared within a build
 
 
 @dataclass(frozen=True)
@@ -92,17 +93,27 @@ def check_cost(obs: list[Observation], budget_ns: float | None) -> Check:
 
 def check_health(obs: list[Observation], baseline: list[Observation]) -> Check:
     """Wave hosts' health signal against baseline hosts (still on the old version, or the same
-    hosts before the wave)."""
-    base = [o.load_per_cpu for o in baseline if o.reachable and o.load_per_cpu is not None]
+    hosts before the bake), of the same kernel build where the baseline has any: a fleet mixes
+    machine classes, and a small VM's load says nothing about a big host's."""
+    base = [o for o in baseline if o.reachable and o.load_per_cpu is not None]
     if not base:
         return Check("host health vs baseline", INCONCLUSIVE, "no baseline health data",
                      tuple(o.host for o in obs))
-    limit = max(base) * HEALTH_TOLERANCE + HEALTH_SLACK
     unsure = [o.host for o in obs if o.reachable and o.load_per_cpu is None]
-    bad = [o.host for o in obs if o.reachable and o.load_per_cpu is not None and o.load_per_cpu > limit]
+    bad, limits = [], {}
+    for o in obs:
+        if not o.reachable or o.load_per_cpu is None:
+            continue
+        same = [b.load_per_cpu for b in base if b.kernel == o.kernel] or [b.load_per_cpu for b in base]
+        limit = limits[o.host] = max(same) * HEALTH_TOLERANCE + HEALTH_SLACK
+        if o.load_per_cpu > limit:
+            bad.append(o.host)
+    worst = f"{min(limits.values()):.2f}" if limits else "?"
     return _check("host health vs baseline", bad, unsure,
-                  f"load per CPU ≤ {limit:.2f} (baseline max {max(base):.2f})",
-                  f"load per CPU above {limit:.2f} (baseline max {max(base):.2f})",
+                  f"load per CPU within {HEALTH_TOLERANCE}x its build's baseline max + {HEALTH_SLACK} "
+                  f"(tightest limit {worst})",
+                  "load per CPU above " + ", ".join(f"{h} {limits[h]:.2f}" for h in bad)
+                  + f" ({HEALTH_TOLERANCE}x its build's baseline max + {HEALTH_SLACK})",
                   "no health signal from these hosts")
 
 

@@ -7,7 +7,7 @@ a `Fleet` (orchestrator/fleet.py); this module decides, the fleet acts.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
 from orchestrator import gates, journal as J
@@ -139,9 +139,9 @@ class Rollouts:
         self.sleep(o.bake_seconds)
         after = self.fleet.observe(watched, artifact.program)
         obs = [_delta(before.get(h), after.get(h), h) for h in ok]
-        baseline = [after[h] for h in later if h in after]
-        if not baseline:   # the last wave: compare with the same hosts before the bake
-            baseline = [before[h] for h in ok if h in before]
+        # Hosts still on the old version, and the wave's own hosts before the bake: the gate
+        # compares each host within its kernel build, and a build may have no later host.
+        baseline = [after[h] for h in later if h in after] + [before[h] for h in ok if h in before]
         verdict = gates.judge(obs, baseline, artifact.version, o.budget_ns)
         self._say(rid, "gate", i, **verdict.as_dict())
         return verdict
@@ -194,9 +194,8 @@ def _delta(before: Observation | None, after: Observation | None, host: str) -> 
         return Observation(host, reachable=False)
     if before is None or not before.reachable or before.version != after.version:
         return after
-    return Observation(host, after.reachable, after.healthy, after.version, after.state, after.error,
-                       after.run_time_ns - before.run_time_ns, after.run_count - before.run_count,
-                       after.load_per_cpu)
+    return replace(after, run_time_ns=after.run_time_ns - before.run_time_ns,
+                   run_count=after.run_count - before.run_count)
 
 
 def _options(r: J.Rollout) -> Options:

@@ -117,6 +117,18 @@ def test_plan_groups_by_kernel_build_and_names_failing_hosts():
     assert p["failing"] == ["c1", "d1"]
 
 
+def test_health_is_compared_within_a_kernel_build():
+    from orchestrator.gates import FAIL, PASS, Observation, check_health
+    vm_before = Observation("vm", True, True, load_per_cpu=0.80, kernel="6.1")
+    big = [Observation(f"ns{i}", True, True, load_per_cpu=0.30, kernel="6.18") for i in range(3)]
+    wave = [Observation("vm", True, True, load_per_cpu=0.85, kernel="6.1"),
+            Observation("ns0", True, True, load_per_cpu=0.32, kernel="6.18")]
+    assert check_health(wave, big + [vm_before]).result == PASS    # the VM against itself
+    hot = [Observation("ns0", True, True, load_per_cpu=0.90, kernel="6.18")]
+    c = check_health(hot, big + [vm_before])
+    assert c.result == FAIL and c.hosts == ("ns0",)
+
+
 @pytest.mark.parametrize("arg", ["1,10%,50%,100%", "100%", "2,5"])
 def test_cli_steps_parse(arg):
     from bpfleet.commands.fleet import _steps
