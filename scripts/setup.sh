@@ -11,6 +11,8 @@ export BPFLEET_REGISTRY=${BPFLEET_REGISTRY:-/var/lib/bpfleet/registry}
 
 APT_PACKAGES=(clang llvm libbpf-dev libbpf1 bpftool python3-bpfcc python3-venv python3-dev
               prometheus bpftrace iproute2 util-linux procps curl
+              # systemd-analyze verifies the exporter units (packaging/, the Ansible role)
+              systemd
               # bpfleet lab: netns hosts (sshd) and VMs (debootstrap'ed image under QEMU TCG)
               openssh-server openssh-client debootstrap qemu-system-x86 qemu-utils e2fsprogs kmod)
 
