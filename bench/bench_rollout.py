@@ -6,7 +6,7 @@ Run as root from the repo root (it starts a lab of its own and takes it down at 
     .venv/bin/python bench/bench_rollout.py --sizes 5,20 --forks 10 --bake 1 --json out.json
 
 For each fleet size the lab grows to that many netns hosts (`bpfleet lab up N`, prefix
-bpflbnch, 10.213.220.0/24, state in /var/lib/bpfleet-lab-bench), `bpfleet fleet install`
+bpflbnch, 10.213.240.0/24, state in /var/lib/bpfleet-lab-bench), `bpfleet fleet install`
 puts the exporter on the new hosts with syscalls@1.0.0, and for each fork count one rollout of
 the next syscalls version (same code, a new version number: a real upgrade with map handover)
 runs through the CLI: `bpfleet rollout syscalls@1.K.0 --bake B --forks F --json`, default steps
@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import BUILTIN_PROGRAMS, ROOT, machine  # noqa: E402
 
 LAB = {"BPFLEET_LAB_DIR": "/var/lib/bpfleet-lab-bench", "BPFLEET_LAB_PREFIX": "bpflbnch",
-       "BPFLEET_LAB_SUBNET": "10.213.220.0/24", "BPFLEET_LAB_PORT_BASE": "42900"}
+       "BPFLEET_LAB_SUBNET": "10.213.240.0/24", "BPFLEET_LAB_PORT_BASE": "43300"}
 
 
 def bpfleet(*args: str, timeout: float = 3600) -> subprocess.CompletedProcess:

@@ -30,6 +30,7 @@ class HostResult:
     failed_task: str | None = None
     message: str = ""
     report: object = None        # the REPORT_TASK's msg for this host, if it ran
+    changed: list = field(default_factory=list)   # tasks that changed (or would, in check mode)
 
 
 @dataclass
@@ -71,6 +72,8 @@ def _collect(result: RunResult, event: dict) -> None:
         r.failed_task, r.message = data.get("task"), str(res.get("msg") or res.get("stderr") or "failed")
     elif kind == "runner_on_ok" and data.get("task") == REPORT_TASK:
         r.report = res.get("msg")
+    elif kind == "runner_on_ok" and res.get("changed"):
+        r.changed.append(data.get("task"))
 
 
 def run_playbook(playbook: str, inventory: str, hosts: list[str], extravars: dict, ident: str,

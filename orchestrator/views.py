@@ -143,16 +143,17 @@ def install_rows(run: RunResult) -> list[dict]:
         rep = _report(r) or {}
         rows.append({"host": name, "ok": r.ok, "error": None if r.ok else f"{r.failed_task}: {r.message}",
                      "exporter": (rep.get("exporter") or {}).get("up"), "manager": rep.get("manager"),
-                     "installed_wheelhouse": rep.get("installed_wheelhouse"),
+                     "installed_wheelhouse": rep.get("installed_wheelhouse"), "changed": list(r.changed),
                      "programs": {n: p.get("version") for n, p in (rep.get("programs") or {}).items()}})
     return rows
 
 
 def print_install(rows: list[dict], artifacts: str) -> None:
-    t = Table("host", "result", "exporter", "wheelhouse", "programs")
+    t = Table("host", "result", "exporter", "wheelhouse", "changed", "programs")
     for r in rows:
         t.add_row(r["host"], "ok" if r["ok"] else f"[red]{(r['error'] or '')[:70]}[/]",
                   "up" if r["exporter"] else "-", "installed" if r["installed_wheelhouse"] else "unchanged",
+                  str(len(r["changed"])) if r["changed"] else "-",
                   ", ".join(f"{n}@{v}" for n, v in sorted(r["programs"].items())))
     c = _console()
     c.print(t)

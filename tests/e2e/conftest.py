@@ -49,16 +49,17 @@ def fleet(tmp_path_factory):
         REPORT.append(f"lab up 5 --vms 1 + {len(digests)} sysprobe builds: {time.monotonic() - t:.1f} s")
         inventory = lab["inventory"]
         t = time.monotonic()
-        p = bpfleet("fleet", "install", "-i", inventory, "--registry", str(registry), "--journal",
-                    str(journal), "--program", f"{PROGRAM}@1.0.0", "--json",
-                    "--env", f"BPFLEET_FAULT_CRASH_ON_LOAD={PROGRAM}@{CRASHES}")
+        install = ["fleet", "install", "-i", inventory, "--registry", str(registry), "--journal",
+                   str(journal), "--program", f"{PROGRAM}@1.0.0", "--json",
+                   "--env", f"BPFLEET_FAULT_CRASH_ON_LOAD={PROGRAM}@{CRASHES}"]
+        p = bpfleet(*install)
         assert p.returncode == 0, f"fleet install failed:\n{p.stdout}\n{p.stderr}"
         rows = json.loads(p.stdout)
         assert all(r["ok"] and r["exporter"] and r["programs"].get(PROGRAM) == "1.0.0" for r in rows), rows
         REPORT.append(f"fleet install on 5 hosts (wheelhouse, venv, supervised exporter, "
                       f"{PROGRAM}@1.0.0): {time.monotonic() - t:.1f} s")
         yield {"lab": lab, "inventory": inventory, "registry": str(registry),
-               "journal": str(journal), "digests": digests,
+               "journal": str(journal), "digests": digests, "install": install,
                "hosts": {h["name"]: h for h in lab["hosts"]}}
     finally:
         t = time.monotonic()

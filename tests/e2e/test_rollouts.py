@@ -56,6 +56,25 @@ def test_plan_shows_builds_preflight_hosts_and_waves_and_changes_nothing(fleet):
     all_on(fleet, "1.0.0")
 
 
+def test_fleet_install_is_idempotent_and_check_mode_changes_nothing(fleet):
+    before = fleet_status(fleet["inventory"])
+    t = time.monotonic()
+    p = bpfleet(*fleet["install"])
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    again = {r["host"]: r for r in json.loads(p.stdout)}
+    assert {h: r["changed"] for h, r in again.items()} == {h: [] for h in fleet["hosts"]}
+    REPORT.append(f"fleet install again (nothing to do): {time.monotonic() - t:.1f} s")
+    # check mode with another exporter setting: every host says what would change, none changes
+    p = bpfleet(*fleet["install"], "--env", "BPFLEET_E2E_CHECK=1", "--check")
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    would = {r["host"]: r for r in json.loads(p.stdout)}
+    assert set(would) == set(fleet["hosts"]) and all(r["ok"] and r["changed"] for r in would.values()), would
+    after = fleet_status(fleet["inventory"])
+    assert {h: r["pid"] for h, r in after.items()} == {h: r["pid"] for h, r in before.items()}
+    p = bpfleet(*fleet["install"])
+    assert all(r["changed"] == [] for r in json.loads(p.stdout)), "check mode left a change behind"
+
+
 def test_good_version_reaches_every_host(fleet, rollout):
     code, events, res = rollout("1.1.0")
     assert (code, res["result"]) == (0, "succeeded"), res
