@@ -118,9 +118,12 @@ def main() -> int:
             f"interval_seconds = {args.otlp_interval}\nevents = true\n"
             + "".join(f"[programs.{n}]\n" for n in names))
         stderr = open(work / "exporter.stderr", "w")
-        exporter = subprocess.Popen([str(ROOT / ".venv" / "bin" / "bpfleet"), "exporter", "--config", str(config),
+        venv_bpfleet = ROOT / ".venv" / "bin" / "bpfleet"
+        bpfleet = [str(venv_bpfleet)] if venv_bpfleet.exists() else [sys.executable, "-m", "bpfleet.cli"]
+        exporter = subprocess.Popen([*bpfleet, "exporter", "--config", str(config),
                                      "--registry", str(registry)], stdout=subprocess.PIPE, stderr=stderr,
-                                    cwd=ROOT, text=True)
+                                    cwd=ROOT, text=True,
+                                    env={**os.environ, "PYTHONPATH": str(ROOT)})
         ready = json.loads(exporter.stdout.readline() or "{}")
         if ready.get("event") != "ready":
             raise SystemExit(f"exporter did not start: {(work / 'exporter.stderr').read_text()[-2000:]}")
