@@ -504,6 +504,23 @@ def test_label_cache_is_bounded_with_cpu_labels(b, monkeypatch):
         assert c.cached_label_sets() <= 24
 
 
+def test_every_label_cache_stays_bounded_under_many_distinct_keys(b, proc, monkeypatch):
+    """50,000 distinct keys in scrapes of 5,000 (pid and comm both new each time): the per-key
+    cache and both per-field caches stay within the limit, and the output stays right."""
+    limit = 2_000
+    monkeypatch.setattr(collect, "LABEL_CACHE_LIMIT", limit)
+    (c,) = collectors(counter(), [proc], b)
+    for round_ in range(10):
+        ids = range(round_ * 5_000, (round_ + 1) * 5_000)
+        keys = [pk(i, b"c%d" % i) for i in ids]
+        fam = family(c, keys, [struct.pack("<Q", 1)] * len(keys))
+        assert len(fam.samples) == 5_000
+        assert fam.samples[-1] == ("", f'{{pid="{ids[-1]}",comm="c{ids[-1]}"}}', 1)
+        # Past the limit only the current scrape's keys stay (5,000 > limit here).
+        assert c.cached_label_sets() <= 5_000
+        assert all(len(memo) <= limit for memo in c.labels._by_field)
+
+
 def test_label_cache_hits_do_not_change_output(b, proc):
     (c,) = collectors(counter(), [proc], b)
     keys, values = [pk(1, b"a")], [struct.pack("<Q", 1)]
