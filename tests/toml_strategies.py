@@ -47,9 +47,10 @@ def toml_document(doc: dict) -> str:
 
 
 @st.composite
-def mutated(draw, doc: dict, edits: int = 3):
-    """`doc` (a valid document) with a few random edits: a value replaced by any TOML value, a
-    key removed, an unknown key added, at any depth (into tables and arrays of tables)."""
+def mutated(draw, doc: dict, edits: int = 3, values=VALUES):
+    """`doc` (a valid document) with a few random edits: a value replaced by one of `values`
+    (any TOML value by default), a key removed, an unknown key added, at any depth (into
+    tables and arrays of tables)."""
     doc = json.loads(json.dumps(doc))      # a deep copy (the documents have no dates)
     for _ in range(draw(st.integers(1, edits))):
         node = doc
@@ -63,11 +64,11 @@ def mutated(draw, doc: dict, edits: int = 3):
         keys = list(node) if isinstance(node, dict) else list(range(len(node)))
         if action == "add" or not keys:
             if isinstance(node, dict):
-                node[draw(KEYS)] = draw(VALUES)
+                node[draw(KEYS)] = draw(values)
             else:
-                node.append(draw(VALUES))
+                node.append(draw(values))
         elif action == "remove":
             del node[draw(st.sampled_from(keys))]
         else:
-            node[draw(st.sampled_from(keys))] = draw(VALUES)
+            node[draw(st.sampled_from(keys))] = draw(values)
     return doc

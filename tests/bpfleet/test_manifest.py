@@ -478,7 +478,7 @@ def test_any_text_parses_or_is_reported(text):
     assert all(p.file == PATH and p.message for p in problems)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(doc=mutated(tomli.loads(FULL)))
 def test_any_edit_of_a_valid_manifest_parses_or_is_reported_with_its_field(doc):
     """Values of any TOML type anywhere, fields removed, unknown fields added: parse() returns
@@ -494,7 +494,7 @@ def test_any_edit_of_a_valid_manifest_parses_or_is_reported_with_its_field(doc):
             assert required in {p.field for p in problems}
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(doc=st.dictionaries(KEYS, VALUES, max_size=6))
 def test_any_document_parses_or_is_reported(doc):
     m, problems = parse(toml_document(doc), PATH)

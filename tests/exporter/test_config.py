@@ -242,7 +242,7 @@ def test_fuzz_base_is_valid():
     assert parse(FUZZ_BASE, PATH).otlp.endpoint == "http://127.0.0.1:4318"
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(doc=mutated(tomli.loads(FUZZ_BASE)))
 def test_any_edit_of_a_valid_config_parses_or_is_reported(doc):
     """Any TOML value anywhere, fields removed or added: a Config, or ProblemsError naming the
