@@ -1,6 +1,7 @@
 """Loading one registry artifact into the kernel and reading it back as metric families."""
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -21,6 +22,10 @@ VERIFIER_TAIL_LINES = 30
 # libbpf can't probe "tracing" (tp_btf and fentry share it, and only the attach type tells
 # them apart), so that one is left to the load itself to report.
 UNPROBEABLE_TYPES = {"tracing"}
+# libbpf attaches by itself only programs whose section names their hook (tracepoints, raw_tp,
+# tp_btf, fentry, kprobes, ...); xdp, tc and cgroup programs need an interface or a cgroup.
+NO_ATTACH_TARGET = ("; libbpf cannot attach this section by itself: xdp, tc and cgroup programs "
+                    "need an attach target (an interface or a cgroup), which manifests cannot name yet")
 
 
 class LoadError(Exception):
@@ -235,7 +240,8 @@ def load_program(artifact: Artifact, knobs: dict, pin_root: str, config_where: s
         try:
             obj.attach_all()
         except libbpf.LibbpfError as e:
-            raise LoadError(str(artifact.object_path), f"could not attach: {e.explain(2)}")
+            raise LoadError(str(artifact.object_path), f"could not attach: {e.explain(2)}"
+                            + (NO_ATTACH_TARGET if e.errno == errno.EOPNOTSUPP else ""))
         if previous is not None:
             if gate_shared:
                 handover.open_gate(obj, generation)  # the commit point

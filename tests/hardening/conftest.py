@@ -35,7 +35,7 @@ def hard_registry(tmp_path_factory, hard_session) -> Path:
     reg = tmp_path_factory.mktemp("hardening-registry")
     src = tmp_path_factory.mktemp("hardening-src")
     dirs = [PROGRAMS_DIR / "syscalls", PROGRAMS_DIR / "exec", PROGRAMS_DIR / "runqlat",
-            hp.costly(src), hp.sampled(src), hp.manykeys(src), hp.flood(src)]
+            hp.costly(src), hp.sampled(src), hp.manykeys(src), hp.flood(src), hp.xdpcount(src)]
     results = build(reg, *dirs)
     assert [r["status"] for r in results] == ["built"] * len(dirs), results
     return reg

@@ -235,3 +235,50 @@ def flood(parent: Path, records_per_call: int = 16) -> Path:
     source = FLOOD_SOURCE.replace("FLOOD_COMM", f'"{FLOOD_COMM}"')
     return write_program(parent, "flood", source.replace("RECORDS_PER_CALL", str(records_per_call)),
                          FLOOD_MANIFEST)
+
+
+XDP_SOURCE = r"""// SPDX-License-Identifier: GPL-2.0
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+/* Counts packets: an XDP program, which needs an interface to attach to. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} xdpcount_counts SEC(".maps");
+
+SEC("xdp")
+int xdpcount_prog(struct xdp_md *ctx)
+{
+	__u32 zero = 0;
+	__u64 *count = bpf_map_lookup_elem(&xdpcount_counts, &zero);
+
+	if (count)
+		__sync_fetch_and_add(count, 1);
+	return XDP_PASS;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+XDP_MANIFEST = """name = "xdpcount"
+version = "1.0.0"
+description = "an XDP program: needs CAP_NET_ADMIN and an interface"
+license = "GPL-2.0"
+
+[requires]
+program_types = ["xdp"]
+
+[[metrics]]
+name = "xdpcount_packets_total"
+type = "counter"
+help = "packets seen"
+map = "xdpcount_counts"
+"""
+
+
+def xdpcount(parent: Path) -> Path:
+    TRACKER.note_names("xdpcount_prog", "xdpcount_counts")
+    return write_program(parent, "xdpcount", XDP_SOURCE, XDP_MANIFEST)

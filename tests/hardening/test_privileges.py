@@ -88,6 +88,32 @@ def test_capabilities_dropped_after_attach_on_every_thread(hard_exporters):
     assert code == 200, body
 
 
+@pytest.mark.parametrize("types, kept", [
+    ({"tracepoint", "raw_tracepoint", "tracing", "perf_event"}, KEPT),
+    ({"tracepoint", "xdp"}, KEPT | {"cap_net_admin"}),
+    ({"cgroup_skb"}, KEPT | {"cap_net_admin"}),
+    ({"sched_cls"}, KEPT | {"cap_net_admin"}),
+    (set(), KEPT),
+])
+def test_cap_net_admin_is_kept_only_for_networking_programs(types, kept):
+    assert privileges.keep_for(types) == kept
+
+
+def test_an_xdp_program_fails_alone_and_cap_net_admin_goes(hard_exporters):
+    """An XDP program loads (the verifier accepts it) but cannot attach: libbpf attaches only
+    programs whose section names their hook, and manifests cannot name an interface yet. The
+    error says so, the other programs run, and since no networking program runs,
+    CAP_NET_ADMIN is dropped with the rest."""
+    e = hard_exporters({"xdpcount": {}, "syscalls": {}})
+    e.wait_attached("syscalls")
+    p = e.program("xdpcount")
+    assert p["state"] == "failed", p
+    assert "could not attach" in p["error"] and "ENOTSUP" in p["error"], p["error"]
+    assert "need an attach target (an interface or a cgroup)" in p["error"], p["error"]
+    caps = e.status()["capabilities"]
+    assert set(caps["kept"]) == KEPT and "cap_net_admin" in caps["dropped"], caps
+
+
 def sandboxed(e, *opts):
     """Start `e` through sandbox_exec.py with these options."""
     inner = e.command
