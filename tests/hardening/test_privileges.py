@@ -47,17 +47,20 @@ def test_unit_file_verifies_and_grants_only_what_is_needed(tmp_path):
     s = unit_settings()
     caps = set(s["CapabilityBoundingSet"].lower().split())
     assert caps == {"cap_bpf", "cap_perfmon", "cap_net_admin", "cap_setpcap"}, caps
+    # No CAP_SYS_RESOURCE: kernels before 5.11 get LimitMEMLOCK=infinity instead (checked below).
     assert "cap_sys_admin" not in caps and "cap_sys_resource" not in caps
     for key, want in {"NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes",
                       "PrivateTmp": "yes", "MemoryDenyWriteExecute": "yes", "LockPersonality": "yes",
                       "SystemCallArchitectures": "native", "ReadWritePaths": "/sys/fs/bpf",
                       "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6", "AmbientCapabilities": "",
-                      "RuntimeDirectoryMode": "0700"}.items():
+                      "RuntimeDirectoryMode": "0700", "LimitMEMLOCK": "infinity"}.items():
         assert s.get(key) == want, f"{key}={s.get(key)!r}, want {want!r}"
     if shutil.which("systemd-analyze") is None:
         pytest.skip("no systemd-analyze")
     unit = tmp_path / "bpfleet-exporter.service"
-    unit.write_text(UNIT.read_text().replace("/opt/bpfleet/.venv/bin/bpfleet", str(ROOT / ".venv" / "bin" / "bpfleet")))
+    bpfleet = ROOT / ".venv" / "bin" / "bpfleet"     # a worktree may use another checkout's venv
+    bpfleet = bpfleet if bpfleet.exists() else Path(sys.executable).parent / "bpfleet"
+    unit.write_text(UNIT.read_text().replace("/opt/bpfleet/.venv/bin/bpfleet", str(bpfleet)))
     r = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
     assert r.returncode == 0 and not r.stderr.strip(), r.stderr
     r = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--threshold=30", str(unit)],
