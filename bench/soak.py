@@ -184,6 +184,9 @@ def main() -> int:
             "fds_start": fds[steady[0]] if steady else None, "fds_end": fds[-1] if fds else None,
             "fds_min": min(fds) if fds else None, "fds_max": max(fds) if fds else None,
             "fds_per_minute": round(slope_per_minute(st, [fds[i] for i in steady]), 4),
+            "ringbuf_events": metric(text, "bpfleet_ringbuf_events_total"),
+            "ringbuf_drops": metric(text, "bpfleet_ringbuf_drops_total"),
+            "ringbuf_capped_polls": metric(text, "bpfleet_ringbuf_capped_polls_total"),
             "warmup_seconds": args.warmup,
         }
         if args.json:
