@@ -181,6 +181,9 @@ def main() -> int:
             "rss_kib_start": rss[steady[0]] if steady else None, "rss_kib_end": rss[-1] if rss else None,
             "rss_kib_max": max(rss) if rss else None,
             "rss_kib_per_minute": round(slope_per_minute(st, [rss[i] for i in steady]), 2),
+            # Growth that levels off (caches filling as new keys appear) shows as a smaller slope here.
+            "rss_kib_per_minute_second_half": round(slope_per_minute(
+                [t for t in ts if t >= ts[-1] / 2], [r for t, r in zip(ts, rss) if t >= ts[-1] / 2]), 2) if ts else None,
             "fds_start": fds[steady[0]] if steady else None, "fds_end": fds[-1] if fds else None,
             "fds_min": min(fds) if fds else None, "fds_max": max(fds) if fds else None,
             "fds_per_minute": round(slope_per_minute(st, [fds[i] for i in steady]), 4),
