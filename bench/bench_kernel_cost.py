@@ -203,9 +203,9 @@ def work_exec(seconds: float, prog=None) -> int:
         os.waitpid(pid, 0)
         n += 1
         if prog is not None and n % 50 == 0:
-            prog.consume_events()
+            prog.consume_events(1 << 20)
     if prog is not None:
-        prog.consume_events()
+        prog.consume_events(1 << 20)
     return n
 
 

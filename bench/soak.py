@@ -118,9 +118,12 @@ def main() -> int:
             f"interval_seconds = {args.otlp_interval}\nevents = true\n"
             + "".join(f"[programs.{n}]\n" for n in names))
         stderr = open(work / "exporter.stderr", "w")
-        exporter = subprocess.Popen([str(ROOT / ".venv" / "bin" / "bpfleet"), "exporter", "--config", str(config),
+        venv_bpfleet = ROOT / ".venv" / "bin" / "bpfleet"
+        bpfleet = [str(venv_bpfleet)] if venv_bpfleet.exists() else [sys.executable, "-m", "bpfleet.cli"]
+        exporter = subprocess.Popen([*bpfleet, "exporter", "--config", str(config),
                                      "--registry", str(registry)], stdout=subprocess.PIPE, stderr=stderr,
-                                    cwd=ROOT, text=True)
+                                    cwd=ROOT, text=True,
+                                    env={**os.environ, "PYTHONPATH": str(ROOT)})
         ready = json.loads(exporter.stdout.readline() or "{}")
         if ready.get("event") != "ready":
             raise SystemExit(f"exporter did not start: {(work / 'exporter.stderr').read_text()[-2000:]}")
@@ -178,9 +181,15 @@ def main() -> int:
             "rss_kib_start": rss[steady[0]] if steady else None, "rss_kib_end": rss[-1] if rss else None,
             "rss_kib_max": max(rss) if rss else None,
             "rss_kib_per_minute": round(slope_per_minute(st, [rss[i] for i in steady]), 2),
+            # Growth that levels off (caches filling as new keys appear) shows as a smaller slope here.
+            "rss_kib_per_minute_second_half": round(slope_per_minute(
+                [t for t in ts if t >= ts[-1] / 2], [r for t, r in zip(ts, rss) if t >= ts[-1] / 2]), 2) if ts else None,
             "fds_start": fds[steady[0]] if steady else None, "fds_end": fds[-1] if fds else None,
             "fds_min": min(fds) if fds else None, "fds_max": max(fds) if fds else None,
             "fds_per_minute": round(slope_per_minute(st, [fds[i] for i in steady]), 4),
+            "ringbuf_events": metric(text, "bpfleet_ringbuf_events_total"),
+            "ringbuf_drops": metric(text, "bpfleet_ringbuf_drops_total"),
+            "ringbuf_capped_polls": metric(text, "bpfleet_ringbuf_capped_polls_total"),
             "warmup_seconds": args.warmup,
         }
         if args.json:

@@ -24,6 +24,10 @@ from exporter.supervisor import Supervisor
 
 log = logging.getLogger("bpfleet.exporter")
 RING_POLL_SECONDS = 0.2
+# Records taken from each ring buffer per poll: at most 20,480 a second per ring, and a poll
+# holds the supervisor lock (which scrapes wait for) for a few ms at most. A program writing
+# faster fills its ring, and its bpf_ringbuf_reserve() calls fail (docs/reliability.md).
+RING_RECORDS_PER_POLL = 4096
 # Requests share a snapshot finished at most this long before they arrived (besides sharing one
 # in progress). 0: every scrape sees the maps as they are now.
 SNAPSHOT_MAX_AGE = 0.0
@@ -122,7 +126,7 @@ class Exporter:
     def consume_events_forever(self, stop: threading.Event) -> None:
         while not stop.wait(RING_POLL_SECONDS):
             try:
-                self.supervisor.consume_events()
+                self.supervisor.consume_events(RING_RECORDS_PER_POLL)
             except Exception:
                 log.exception("ring buffer consumer")
 

@@ -1,6 +1,7 @@
 """Loading one registry artifact into the kernel and reading it back as metric families."""
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -21,6 +22,10 @@ VERIFIER_TAIL_LINES = 30
 # libbpf can't probe "tracing" (tp_btf and fentry share it, and only the attach type tells
 # them apart), so that one is left to the load itself to report.
 UNPROBEABLE_TYPES = {"tracing"}
+# libbpf attaches by itself only programs whose section names their hook (tracepoints, raw_tp,
+# tp_btf, fentry, kprobes, ...); xdp, tc and cgroup programs need an interface or a cgroup.
+NO_ATTACH_TARGET = ("; libbpf cannot attach this section by itself: xdp, tc and cgroup programs "
+                    "need an attach target (an interface or a cgroup), which manifests cannot name yet")
 
 
 class LoadError(Exception):
@@ -42,6 +47,7 @@ class LoadError(Exception):
 class RingCounter:
     map: str
     events: int = 0
+    capped_polls: int = 0     # consume passes that stopped at the per-poll limit
 
 
 def _view(d: MapData) -> tuple[memoryview, memoryview, int]:
@@ -78,8 +84,9 @@ class LoadedProgram:
             stats.append(MapStat(name, n, reader.max_entries, time.perf_counter() - t0,
                                  fills="array" not in self.obj.maps()[name].type))
         rings = tuple(RingStat(stat.map, stat.events,
-                               self._read_global(plan.drops_section, plan.drops) if plan.drops else 0)
-                      for _rb, stat, plan in self.rings)
+                               self._read_global(plan.drops_section, plan.drops) if plan.drops else 0,
+                               rb.backlog_bytes(), rb.size, stat.capped_polls)
+                      for rb, stat, plan in self.rings)
         return ProgramSnapshot(self, maps, tuple(stats), self.program_stats(), rings)
 
     def families(self, snap: ProgramSnapshot) -> list[Family]:
@@ -90,9 +97,15 @@ class LoadedProgram:
         snap = self.read()
         return self.families(snap), list(snap.map_stats)
 
-    def consume_events(self) -> None:
-        for rb, _stat, _plan in self.rings:
-            rb.consume()
+    def consume_events(self, limit: int) -> bool:
+        """Hand on at most `limit` records per ring buffer. -> whether any ring had more."""
+        more = False
+        for rb, stat, _plan in self.rings:
+            _n, capped = rb.consume(limit)
+            if capped:
+                stat.capped_polls += 1
+                more = True
+        return more
 
     def _read_global(self, section: str, sc: schema.Scalar) -> int:
         map_name = self.obj.section_map(section)
@@ -227,7 +240,8 @@ def load_program(artifact: Artifact, knobs: dict, pin_root: str, config_where: s
         try:
             obj.attach_all()
         except libbpf.LibbpfError as e:
-            raise LoadError(str(artifact.object_path), f"could not attach: {e.explain(2)}")
+            raise LoadError(str(artifact.object_path), f"could not attach: {e.explain(2)}"
+                            + (NO_ATTACH_TARGET if e.errno == errno.EOPNOTSUPP else ""))
         if previous is not None:
             if gate_shared:
                 handover.open_gate(obj, generation)  # the commit point
@@ -262,7 +276,8 @@ def _wire(prog: LoadedProgram) -> None:
             sink = prog.event_sink
             if sink is not None:
                 sink(prog, ev, data)
-        prog.rings.append((libbpf.RingBuffer(obj.map_fd(ev.map), on_event), stat, ev))
+        ring = libbpf.RingBuffer(obj.map_fd(ev.map), on_event, size=maps[ev.map].max_entries)
+        prog.rings.append((ring, stat, ev))
 
 
 def _as_section_record(mp: schema.MetricPlan, info) -> schema.MetricPlan:

@@ -27,7 +27,7 @@ def families(snap: Snapshot, last_scrape_seconds: float | None) -> list[Family]:
         if slot.version:
             info.append(("", render_labels([("program", slot.name), ("version", slot.version),
                                             ("digest", slot.digest)]), 1))
-    run_ns, run_cnt, rb_events, rb_drops = [], [], [], []
+    run_ns, run_cnt, rb_events, rb_drops, rb_backlog, rb_size, rb_capped = [], [], [], [], [], [], []
     entries, max_entries, fill, read_s = [], [], [], []
     limit, overflow, dropped = [], [], []
     for ps in snap.programs:
@@ -44,6 +44,9 @@ def families(snap: Snapshot, last_scrape_seconds: float | None) -> list[Family]:
             rl = render_labels([("program", ps.name), ("map", rs.map)])
             rb_events.append(("", rl, rs.events))
             rb_drops.append(("", rl, rs.drops))
+            rb_backlog.append(("", rl, rs.backlog_bytes))
+            rb_size.append(("", rl, rs.size_bytes))
+            rb_capped.append(("", rl, rs.capped_polls))
         for ms in ps.map_stats:
             ml = render_labels([("program", ps.name), ("map", ms.map)])
             entries.append(("", ml, ms.entries))
@@ -66,6 +69,10 @@ def families(snap: Snapshot, last_scrape_seconds: float | None) -> list[Family]:
         _gauge("bpfleet_map_read_duration_seconds", "Time to read the map for the latest snapshot", read_s),
         _counter("bpfleet_ringbuf_events_total", "Ring buffer events consumed", rb_events),
         _counter("bpfleet_ringbuf_drops_total", "Ring buffer events the program could not reserve", rb_drops),
+        _gauge("bpfleet_ringbuf_backlog_bytes", "Bytes in the ring buffer not consumed yet", rb_backlog),
+        _gauge("bpfleet_ringbuf_size_bytes", "The ring buffer's size", rb_size),
+        _counter("bpfleet_ringbuf_capped_polls_total", "Polls that stopped at the per-poll record "
+                 "limit, leaving records in the ring for the next", rb_capped),
         _gauge("bpfleet_series_limit", "Most series the metric may have (max_series); beyond it, "
                "the excess is added into one series whose labels read __overflow__", limit),
         _gauge("bpfleet_series_overflow", "Label sets added into the metric's __overflow__ series "

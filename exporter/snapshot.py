@@ -31,7 +31,10 @@ class MapStat:
 class RingStat:
     map: str
     events: int
-    drops: int
+    drops: int                  # the program's own count of failed reserves (manifest `drops`)
+    backlog_bytes: int = 0      # written and not consumed yet
+    size_bytes: int = 0         # the ring's max_entries
+    capped_polls: int = 0       # consume passes that stopped at the per-poll record limit
 
 
 @dataclass(frozen=True)

@@ -260,10 +260,12 @@ class Supervisor:
                 out[name] = (s.running, stats)
             return out
 
-    def consume_events(self) -> None:
+    def consume_events(self, limit: int) -> None:
+        """At most `limit` records per ring buffer: the lock (which scrapes wait for) is held
+        for one bounded pass however fast the programs write."""
         with self.lock:
             for p in self.running():
-                p.consume_events()
+                p.consume_events(limit)
 
     def status(self) -> list[dict]:
         with self.lock:

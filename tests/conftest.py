@@ -1,9 +1,11 @@
 """Shared by every test folder: tests/integration/harness.py (real exporters, registries, leak
 checks) and tests/integration/prometheus_server.py are importable as `harness` and
-`prometheus_server` from anywhere under tests/."""
+`prometheus_server` from anywhere under tests/, and tests/toml_strategies.py (hypothesis
+strategies for TOML documents) as `toml_strategies`."""
 import sys
 from pathlib import Path
 
-INTEGRATION = Path(__file__).resolve().parent / "integration"
-if str(INTEGRATION) not in sys.path:
-    sys.path.insert(0, str(INTEGRATION))
+TESTS = Path(__file__).resolve().parent
+for d in (TESTS / "integration", TESTS):
+    if str(d) not in sys.path:
+        sys.path.insert(0, str(d))

@@ -3,11 +3,15 @@ from __future__ import annotations
 
 import ctypes as C
 import errno
+import mmap
+import struct
 from typing import Callable
 
 from . import ffi, uapi
 from .ffi import LibbpfError
 
+_STOP = -errno.ECANCELED   # what the ring buffer callback returns to stop a consume at its limit
+_POS = struct.Struct("<Q")
 _BATCH_UNSUPPORTED = {errno.EINVAL, errno.ENOTSUP, 524}  # 524: ENOTSUPP, the kernel-internal one
 
 
@@ -88,22 +92,50 @@ def update(fd: int, key: bytes, value: bytes) -> None:
 
 
 class RingBuffer:
-    """A libbpf ring_buffer over one map; `on_event(bytes)` runs in the consuming thread."""
+    """A libbpf ring_buffer over one map; `on_event(bytes)` runs in the consuming thread.
 
-    def __init__(self, fd: int, on_event: Callable[[bytes], None]):
+    `consume(limit)` hands on at most `limit` records and returns: libbpf's
+    ring_buffer__consume keeps going while records keep arriving, so under a flood it would
+    never return. The callback stops it after `limit` records by returning a negative value
+    (libbpf then stores the consumer position past that record and returns the value); what is
+    left stays in the kernel's ring, which is the back-pressure: once it is full, the
+    program's bpf_ringbuf_reserve() fails (and the program can count that)."""
+
+    def __init__(self, fd: int, on_event: Callable[[bytes], None], size: int = 0):
+        self._limit = self._taken = 0
+
         def cb(_ctx, data, size):
             on_event(C.string_at(data, size))
-            return 0
+            self._taken += 1
+            return _STOP if self._taken >= self._limit else 0
         self._cb = ffi._RINGBUF_FN(cb)  # keep alive as long as the ring buffer
         self._rb = ffi._check_ptr(ffi._ringbuf_new(fd, self._cb, None, None), f"ring buffer fd {fd}")
+        self.size = size
+        # The consumer and producer position pages, read-only, for the backlog (libbpf 1.1 has
+        # no ring__avail_data_size()).
+        self._positions = mmap.mmap(fd, 2 * mmap.PAGESIZE, mmap.MAP_SHARED, mmap.PROT_READ)
 
     def poll(self, timeout_ms: int) -> int:
         return ffi._ringbuf_poll(self._rb, timeout_ms)
 
-    def consume(self) -> int:
-        return ffi._ringbuf_consume(self._rb)
+    def consume(self, limit: int = 2**31 - 1) -> tuple[int, bool]:
+        """-> (records handed on, whether it stopped at `limit` rather than at an empty ring)."""
+        self._taken, self._limit = 0, max(1, limit)
+        rc = ffi._ringbuf_consume(self._rb)
+        if rc < 0 and rc != _STOP:
+            ffi._check(rc, "ring_buffer__consume")
+        return self._taken, rc == _STOP
+
+    def backlog_bytes(self) -> int:
+        """Bytes written by the program and not consumed yet (record headers included)."""
+        consumer = _POS.unpack_from(self._positions, 0)[0]
+        producer = _POS.unpack_from(self._positions, mmap.PAGESIZE)[0]
+        return max(0, producer - consumer)
 
     def close(self) -> None:
         if self._rb:
             ffi._ringbuf_free(self._rb)
             self._rb = None
+        if self._positions is not None:
+            self._positions.close()
+            self._positions = None

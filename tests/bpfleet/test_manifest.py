@@ -3,6 +3,10 @@ reported as a Problem carrying the file, the field path and a message that says 
 from __future__ import annotations
 
 import pytest
+import tomli
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from toml_strategies import KEYS, VALUES, mutated, toml_document
 
 from bpfleet.manifest import (BucketSpec, EventSpec, KnobSpec, LabelSpec, Manifest, MetricSpec,
                               load, parse)
@@ -462,3 +466,37 @@ def test_late_fields_are_reported_alongside_other_mistakes(extra, field):
     fields = {p.field for p in problems}
     assert "metrics[0].name" in fields
     assert field in fields, sorted(fields)
+
+
+# ---------------------------------------------------------------- properties (hypothesis)
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=200))
+def test_any_text_parses_or_is_reported(text):
+    m, problems = parse(text, PATH)
+    assert (m is None) == bool(problems)
+    assert all(p.file == PATH and p.message for p in problems)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(doc=mutated(tomli.loads(FULL)))
+def test_any_edit_of_a_valid_manifest_parses_or_is_reported_with_its_field(doc):
+    """Values of any TOML type anywhere, fields removed, unknown fields added: parse() returns
+    a manifest or problems naming the file, never raises. A required top-level field that is
+    gone is named."""
+    text = toml_document(doc)
+    assert tomli.loads(text).keys() == doc.keys()   # the writer wrote what was drawn
+    m, problems = parse(text, PATH)
+    assert (m is None) == bool(problems)
+    assert all(p.file == PATH and p.message for p in problems), problems
+    for required in ("name", "version", "description", "license"):
+        if required not in doc:
+            assert required in {p.field for p in problems}
+
+
+@settings(max_examples=100, deadline=None)
+@given(doc=st.dictionaries(KEYS, VALUES, max_size=6))
+def test_any_document_parses_or_is_reported(doc):
+    m, problems = parse(toml_document(doc), PATH)
+    assert (m is None) == bool(problems)
+    assert all(p.file == PATH and p.message for p in problems)

@@ -735,3 +735,97 @@ def test_fractional_linear_width_is_rejected_or_bounded_correctly(b):
     ub = upper_bounds(m.metrics[0].buckets, 4, 1.0)
     # slot i holds the integers in [i/2, (i+1)/2): slot 0 = {0}, slot 1 = {}, slot 2 = {1}
     assert ub[0] >= 0
+
+
+# ---------------------------------------------------------------- property: any manifest edit
+
+BIND_BASE = HEADER + '''
+[requires]
+program_types = ["tracepoint"]
+
+[knobs.target_pid]
+default = 0
+
+[[metrics]]
+name = "demo_total"
+type = "counter"
+help = "h"
+map = "counts"
+labels.comm = { name = "command" }
+labels.op = { decoder = "static", values = { "0" = "read", "1" = "write" } }
+
+[[metrics]]
+name = "demo_latency_seconds"
+type = "histogram"
+help = "h"
+map = "hists"
+buckets = { scheme = "log2", field = "slots" }
+sum = "sum"
+scale = 1e-6
+
+[[metrics]]
+name = "demo_depth"
+type = "gauge"
+help = "h"
+map = "depths"
+per_cpu = "cpu"
+labels.key = { decoder = "syscall" }
+
+[[metrics]]
+name = "demo_retransmits_total"
+type = "counter"
+help = "h"
+global = "retransmits"
+
+[[events]]
+map = "events"
+drops = "dropped"
+type = "proc_key"
+
+[budget]
+ns_per_event = 500
+'''
+
+
+def test_any_edit_of_a_bindable_manifest_binds_or_is_reported():
+    """Every field of a manifest that binds, edited at random (any TOML value, removed, added):
+    parse and bind return a plan or problems naming the file, and never raise."""
+    import tomli
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    from toml_strategies import VALUES, mutated, toml_document
+
+    b = Btf()
+    key = b.struct("proc_key", [("pid", b.u32), ("op", b.u32), ("comm", b.array(b.char, 16))])
+    hist_value = b.struct("hist", [("slots", b.array(b.u64, 27)), ("sum", b.u64)])
+    b.datasec(".rodata", [("target_pid", b.const_volatile(b.u32))])
+    b.datasec(".bss", [("dropped", b.u64), ("retransmits", b.u64)])
+    maps = maps_dict(b.map("counts", "hash", key, b.u64), b.map("hists", "array", b.u32, hist_value),
+                     b.map("depths", "percpu_array", b.u32, b.u64, max_entries=512),
+                     type(b.map("x", "hash", b.u32, b.u64))("events", "ringbuf", 0, 0, 4096, 0, 0),
+                     type(b.map("x", "hash", b.u32, b.u64))("demo.bss", "array", 4, 16, 1, 0, 0))
+    base, problems = parse_manifest(BIND_BASE, PATH)
+    assert problems == [] and bind(base, maps, b.records, ["tracepoint"])[1] == []
+    outcomes = {"parse": 0, "bind": 0, "plan": 0}
+
+    # Mostly names the object has, so that edits get past parsing and into binding.
+    names = st.sampled_from(["counts", "hists", "depths", "events", "slots", "sum", "pid", "op",
+                             "comm", "key", "retransmits", "dropped", "target_pid", "demo.bss", "log2",
+                             "linear", "syscall", "string", "hex", "uint", "errno", "cpu", 0, 1, 27, 28,
+                             -1, 2**40, 1e-6, True, "tracepoint", "raw_tracepoint"])
+    values = st.one_of(names, names, names, VALUES)
+
+    @settings(max_examples=400, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(doc=mutated(tomli.loads(BIND_BASE), edits=2, values=values))
+    def check(doc):
+        m, problems = parse_manifest(toml_document(doc), PATH)
+        assert (m is None) == bool(problems)
+        if m is None:
+            outcomes["parse"] += 1
+            return
+        plan, problems = bind(m, maps, b.records, ["tracepoint"])
+        assert (plan is None) == bool(problems)
+        assert all(p.file == PATH and p.message for p in problems), problems
+        outcomes["bind" if problems else "plan"] += 1
+    check()
+    assert outcomes["bind"] and outcomes["plan"], outcomes   # both paths were exercised

@@ -309,6 +309,29 @@ def test_cgroup_names_survive_removal_and_the_cache_is_bounded(tmp_path):
     assert bounded.path(a_id) == "/a"
 
 
+# ---- caches stay bounded, whatever the kernel sends ---------------------------
+
+def test_decoder_caches_stay_bounded_under_many_distinct_keys(tmp_path):
+    """The decoders that cache (disk, ksym, cgroup) fed far more distinct values than their
+    bounds; the others (syscall, errno, static, ...) keep nothing per value."""
+    from bpfleet.decoders.kernel import kernel_symbol
+    for minor in range(3 * 1024):
+        assert DECODERS["disk"].decode((259 << 20) | minor, u(32), {})
+    assert disk_name.cache_info().currsize <= disk_name.cache_info().maxsize == 1024
+    for i in range(3 * 4096):
+        assert DECODERS["ksym"].decode(0xffff_ffff_0000_0000 + 16 * i, u(64), {})
+    assert kernel_symbol.cache_info().currsize <= kernel_symbol.cache_info().maxsize == 4096
+    clock = FakeClock()
+    for name in range(50):
+        (tmp_path / f"c{name}").mkdir()
+    paths = CgroupPaths(mount=str(tmp_path), max_entries=20, rewalk_seconds=10, clock=clock)
+    for cgroup_id in range(1 << 40, (1 << 40) + 20_000):   # ids of no cgroup: misses
+        assert paths.path(cgroup_id) == str(cgroup_id)
+        clock.now += 0.01
+    assert len(paths._paths) <= 20                      # 51 walked, 20 kept
+    assert paths.walks <= 1 + 20_000 * 0.01 / 10 + 1    # at most one walk per 10 s of misses
+
+
 # ---- property: decode() never raises for values that fit --------------------
 
 CANDIDATE_FIELDS = [

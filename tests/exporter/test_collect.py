@@ -9,7 +9,10 @@ import struct
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
+from promtool_batch import check_examples, needs_promtool
 
 from bpfleet.schema import Scalar, bind
 from exporter import collect
@@ -504,6 +507,23 @@ def test_label_cache_is_bounded_with_cpu_labels(b, monkeypatch):
         assert c.cached_label_sets() <= 24
 
 
+def test_every_label_cache_stays_bounded_under_many_distinct_keys(b, proc, monkeypatch):
+    """50,000 distinct keys in scrapes of 5,000 (pid and comm both new each time): the per-key
+    cache and both per-field caches stay within the limit, and the output stays right."""
+    limit = 2_000
+    monkeypatch.setattr(collect, "LABEL_CACHE_LIMIT", limit)
+    (c,) = collectors(counter(), [proc], b)
+    for round_ in range(10):
+        ids = range(round_ * 5_000, (round_ + 1) * 5_000)
+        keys = [pk(i, b"c%d" % i) for i in ids]
+        fam = family(c, keys, [struct.pack("<Q", 1)] * len(keys))
+        assert len(fam.samples) == 5_000
+        assert fam.samples[-1] == ("", f'{{pid="{ids[-1]}",comm="c{ids[-1]}"}}', 1)
+        # Past the limit only the current scrape's keys stay (5,000 > limit here).
+        assert c.cached_label_sets() <= 5_000
+        assert all(len(memo) <= limit for memo in c.labels._by_field)
+
+
 def test_label_cache_hits_do_not_change_output(b, proc):
     (c,) = collectors(counter(), [proc], b)
     keys, values = [pk(1, b"a")], [struct.pack("<Q", 1)]
@@ -535,3 +555,47 @@ def test_keys_decoding_to_equal_labels_are_merged(b):
                                     '{ "0" = "read", "1" = "write", "2" = "write" } }'), [info], b)
     fam = family(c, [struct.pack("<B", 0), struct.pack("<B", 1), struct.pack("<B", 2)], [struct.pack("<Q", 1)] * 3)
     assert sorted(fam.samples) == [("", '{op="read"}', 1), ("", '{op="write"}', 2)]
+
+
+# ---------------------------------------------------------------- any key bytes (hypothesis)
+
+# Bytes a kernel char array may hold: anything, weighted towards what breaks exposition text.
+NASTY = st.sampled_from([b'"', b"\\", b"\n", b"\0", b"\xff", b"\xc3", b"\xc3\xa9", b"\xed\xa0\x80",
+                         b"\\n", b"}", b"{", b",", b"=", b"#", b" ", b"\t", b"\r"])
+COMM = st.lists(st.one_of(NASTY, st.binary(max_size=4)), max_size=10).map(
+    lambda parts: b"".join(parts)[:16].ljust(16, b"\0"))
+
+
+@needs_promtool
+def test_any_key_bytes_render_as_valid_exposition():
+    """Map keys straight from the kernel: comm arrays of any bytes (invalid UTF-8, quotes,
+    backslashes, newlines, NULs), any pid, any u64 count, as a counter and a scaled gauge.
+    prometheus_client reads every series back with the label the decoder made (text up to
+    the first NUL, bad UTF-8 replaced; keys that decode alike added up), and promtool parses
+    all 300 examples in one call."""
+    b = Btf()
+    key = b.struct("proc_key", [("pid", b.u32), ("comm", b.array(b.char, 16))])
+    info = b.map("counts", "hash", key, b.u64)
+    body = counter() + counter(name="demo_gauge", mtype="gauge", extra="scale = 1e-3")
+    cs = collectors(body, [info], b)
+    examples = []
+
+    @settings(max_examples=300, deadline=None, database=None)
+    @given(entries=st.dictionaries(st.tuples(st.integers(0, 2**32 - 1), COMM),
+                                   st.integers(0, 2**64 - 1), max_size=8))
+    def check(entries):
+        keys = [pk(pid, comm) for pid, comm in entries]
+        values = [struct.pack("<Q", v) for v in entries.values()]
+        fams = [family(c, keys, values) for c in cs]
+        expected: dict = {}
+        for (pid, comm), v in entries.items():
+            labels = (str(pid), comm.split(b"\0", 1)[0].decode("utf-8", "replace"))
+            expected[labels] = expected.get(labels, 0) + v
+        for parsed in parse_text(fams).values():
+            got = {(s.labels["pid"], s.labels["comm"]): s.value for s in parsed.samples}
+            scale = 1e-3 if parsed.type == "gauge" else 1
+            assert got.keys() == expected.keys()
+            assert all(got[k] == pytest.approx(v * scale, rel=1e-12) for k, v in expected.items())
+        examples.append(fams)
+    check()
+    assert check_examples(examples) > 0

@@ -4,6 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import tomli
+from hypothesis import HealthCheck, given, settings
+from toml_strategies import mutated, toml_document
 
 from bpfleet.problems import ProblemsError
 from exporter import config
@@ -208,3 +211,45 @@ version = "1.0.0"
         "listen", "colour", "registry", "programs.syscalls.version", "programs.syscalls.knobs.a",
         "programs.syscalls.knobs.b", "programs.syscalls.enabled", "programs.Bad",
     ])
+
+
+# ---------------------------------------------------------------- properties (hypothesis)
+
+FUZZ_BASE = FULL + '''
+[programs.runqlat]
+max_series = { runqlat_seconds = 100 }
+budget = { ns_per_event = 500 }
+
+[otlp]
+enabled = true
+endpoint = "http://127.0.0.1:4318"
+protocol = "http/protobuf"
+headers = { "x-tenant" = "a" }
+interval_seconds = 10
+resource = { "service.name" = "bpfleet" }
+
+[breaker]
+enabled = true
+interval_seconds = 5
+windows = 3
+min_events = 1000
+reenable = "after"
+cooldown_seconds = 600
+'''
+
+
+def test_fuzz_base_is_valid():
+    assert parse(FUZZ_BASE, PATH).otlp.endpoint == "http://127.0.0.1:4318"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(doc=mutated(tomli.loads(FUZZ_BASE)))
+def test_any_edit_of_a_valid_config_parses_or_is_reported(doc):
+    """Any TOML value anywhere, fields removed or added: a Config, or ProblemsError naming the
+    file for every problem; nothing else is raised."""
+    try:
+        c = parse(toml_document(doc), PATH)
+    except ProblemsError as e:
+        assert e.problems and all(p.file == PATH and p.message for p in e.problems)
+    else:
+        assert isinstance(c, Config)

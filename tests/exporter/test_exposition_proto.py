@@ -304,6 +304,21 @@ def test_text_renders_histogram_series_like_collect_does():
     ]
 
 
+def test_label_and_bound_caches_stay_bounded(monkeypatch):
+    """Label strings and bucket bounds never seen before, far more than the caches hold."""
+    monkeypatch.setattr(proto, "LABEL_CACHE_LIMIT", 500)
+    for round_ in range(10):
+        ids = range(round_ * 1000, (round_ + 1) * 1000)
+        gauges = Family("g", "gauge", "", [("", render_labels([("k", f"v{i}")]), i) for i in ids])
+        hist = Family("h", "histogram", "", [
+            *(("_bucket", render_labels([("k", f"v{i}"), ("le", le_label(i + 0.5))]), 1) for i in ids),
+            *(("_bucket", render_labels([("k", f"v{i}"), ("le", "+Inf")]), 1) for i in ids),
+            *(("_count", render_labels([("k", f"v{i}")]), 1) for i in ids)])
+        assert proto.render([gauges, hist])
+        assert len(proto._label_cache) <= 500 and len(proto._pairs_cache) <= 500
+        assert len(proto._bound_cache) <= 4096
+
+
 def test_families_without_series_are_left_out():
     assert proto.render([Family("x", "counter", "", []), Family("h", "histogram", "", histograms=[])]) == b""
 

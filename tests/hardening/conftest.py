@@ -30,12 +30,12 @@ def hard_session():
 
 @pytest.fixture(scope="session")
 def hard_registry(tmp_path_factory, hard_session) -> Path:
-    """syscalls, exec, runqlat and the hardening test programs, built into a fresh registry."""
+    """syscalls, exec, runqlat and the hardening test programs (hardening_programs.py), built into a fresh registry."""
     import hardening_programs as hp
     reg = tmp_path_factory.mktemp("hardening-registry")
     src = tmp_path_factory.mktemp("hardening-src")
     dirs = [PROGRAMS_DIR / "syscalls", PROGRAMS_DIR / "exec", PROGRAMS_DIR / "runqlat",
-            hp.costly(src), hp.sampled(src), hp.manykeys(src)]
+            hp.costly(src), hp.sampled(src), hp.manykeys(src), hp.flood(src), hp.xdpcount(src)]
     results = build(reg, *dirs)
     assert [r["status"] for r in results] == ["built"] * len(dirs), results
     return reg

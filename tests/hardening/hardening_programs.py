@@ -162,3 +162,123 @@ global = "manykeys_failed_inserts"
 def manykeys(parent: Path) -> Path:
     TRACKER.note_names("manykeys_prog", "manykeys_counts")
     return write_program(parent, "manykeys", MANYKEYS_SOURCE, MANYKEYS_MANIFEST)
+
+
+FLOOD_SOURCE = r"""// SPDX-License-Identifier: GPL-2.0
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+/* RECORDS_PER_CALL ring buffer records per syscall of processes named FLOOD_COMM (the test's
+   flooder, which makes syscalls as fast as it can), into a small ring: far more records than a
+   consumer in Python can take. Failed reserves are counted. */
+struct flood_event {
+	__u32 pid;
+	__u32 nr;
+	char comm[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 64 * 1024);
+} flood_events SEC(".maps");
+
+const struct flood_event *const flood_event_btf = 0;
+__u64 flood_dropped = 0;
+
+SEC("raw_tp/sys_enter")
+int flood_prog(struct bpf_raw_tracepoint_args *ctx)
+{
+	const char want[] = FLOOD_COMM;
+	struct flood_event *e;
+	char comm[16];
+
+	bpf_get_current_comm(comm, sizeof(comm));
+	for (int i = 0; i < sizeof(want); i++)
+		if (comm[i] != want[i])
+			return 0;
+	for (int n = 0; n < RECORDS_PER_CALL; n++) {
+		e = bpf_ringbuf_reserve(&flood_events, sizeof(*e), 0);
+		if (!e) {
+			__sync_fetch_and_add(&flood_dropped, 1);
+			continue;
+		}
+		e->pid = bpf_get_current_pid_tgid() >> 32;
+		e->nr = (__u32)ctx->args[1];
+		__builtin_memcpy(e->comm, comm, sizeof(e->comm));
+		bpf_ringbuf_submit(e, 0);
+	}
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+FLOOD_MANIFEST = """name = "flood"
+version = "1.0.0"
+description = "a ring buffer record per syscall of one process: a flood"
+license = "GPL-2.0"
+
+[requires]
+program_types = ["raw_tracepoint"]
+
+[[events]]
+map = "flood_events"
+drops = "flood_dropped"
+type = "flood_event"
+"""
+
+FLOOD_COMM = "bpfleetflood"
+
+
+def flood(parent: Path, records_per_call: int = 16) -> Path:
+    TRACKER.note_names("flood_prog", "flood_events")
+    source = FLOOD_SOURCE.replace("FLOOD_COMM", f'"{FLOOD_COMM}"')
+    return write_program(parent, "flood", source.replace("RECORDS_PER_CALL", str(records_per_call)),
+                         FLOOD_MANIFEST)
+
+
+XDP_SOURCE = r"""// SPDX-License-Identifier: GPL-2.0
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+/* Counts packets: an XDP program, which needs an interface to attach to. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} xdpcount_counts SEC(".maps");
+
+SEC("xdp")
+int xdpcount_prog(struct xdp_md *ctx)
+{
+	__u32 zero = 0;
+	__u64 *count = bpf_map_lookup_elem(&xdpcount_counts, &zero);
+
+	if (count)
+		__sync_fetch_and_add(count, 1);
+	return XDP_PASS;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+XDP_MANIFEST = """name = "xdpcount"
+version = "1.0.0"
+description = "an XDP program: needs CAP_NET_ADMIN and an interface"
+license = "GPL-2.0"
+
+[requires]
+program_types = ["xdp"]
+
+[[metrics]]
+name = "xdpcount_packets_total"
+type = "counter"
+help = "packets seen"
+map = "xdpcount_counts"
+"""
+
+
+def xdpcount(parent: Path) -> Path:
+    TRACKER.note_names("xdpcount_prog", "xdpcount_counts")
+    return write_program(parent, "xdpcount", XDP_SOURCE, XDP_MANIFEST)

@@ -47,17 +47,20 @@ def test_unit_file_verifies_and_grants_only_what_is_needed(tmp_path):
     s = unit_settings()
     caps = set(s["CapabilityBoundingSet"].lower().split())
     assert caps == {"cap_bpf", "cap_perfmon", "cap_net_admin", "cap_setpcap"}, caps
+    # No CAP_SYS_RESOURCE: kernels before 5.11 get LimitMEMLOCK=infinity instead (checked below).
     assert "cap_sys_admin" not in caps and "cap_sys_resource" not in caps
     for key, want in {"NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes",
                       "PrivateTmp": "yes", "MemoryDenyWriteExecute": "yes", "LockPersonality": "yes",
                       "SystemCallArchitectures": "native", "ReadWritePaths": "/sys/fs/bpf",
                       "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6", "AmbientCapabilities": "",
-                      "RuntimeDirectoryMode": "0700"}.items():
+                      "RuntimeDirectoryMode": "0700", "LimitMEMLOCK": "infinity"}.items():
         assert s.get(key) == want, f"{key}={s.get(key)!r}, want {want!r}"
     if shutil.which("systemd-analyze") is None:
         pytest.skip("no systemd-analyze")
     unit = tmp_path / "bpfleet-exporter.service"
-    unit.write_text(UNIT.read_text().replace("/opt/bpfleet/.venv/bin/bpfleet", str(ROOT / ".venv" / "bin" / "bpfleet")))
+    bpfleet = ROOT / ".venv" / "bin" / "bpfleet"     # a worktree may use another checkout's venv
+    bpfleet = bpfleet if bpfleet.exists() else Path(sys.executable).parent / "bpfleet"
+    unit.write_text(UNIT.read_text().replace("/opt/bpfleet/.venv/bin/bpfleet", str(bpfleet)))
     r = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
     assert r.returncode == 0 and not r.stderr.strip(), r.stderr
     r = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--threshold=30", str(unit)],
@@ -86,6 +89,32 @@ def test_capabilities_dropped_after_attach_on_every_thread(hard_exporters):
     e.wait_attached("syscalls", "exec", "runqlat")
     code, body = e.admin("DELETE", "/programs/exec")
     assert code == 200, body
+
+
+@pytest.mark.parametrize("types, kept", [
+    ({"tracepoint", "raw_tracepoint", "tracing", "perf_event"}, KEPT),
+    ({"tracepoint", "xdp"}, KEPT | {"cap_net_admin"}),
+    ({"cgroup_skb"}, KEPT | {"cap_net_admin"}),
+    ({"sched_cls"}, KEPT | {"cap_net_admin"}),
+    (set(), KEPT),
+])
+def test_cap_net_admin_is_kept_only_for_networking_programs(types, kept):
+    assert privileges.keep_for(types) == kept
+
+
+def test_an_xdp_program_fails_alone_and_cap_net_admin_goes(hard_exporters):
+    """An XDP program loads (the verifier accepts it) but cannot attach: libbpf attaches only
+    programs whose section names their hook, and manifests cannot name an interface yet. The
+    error says so, the other programs run, and since no networking program runs,
+    CAP_NET_ADMIN is dropped with the rest."""
+    e = hard_exporters({"xdpcount": {}, "syscalls": {}})
+    e.wait_attached("syscalls")
+    p = e.program("xdpcount")
+    assert p["state"] == "failed", p
+    assert "could not attach" in p["error"] and "ENOTSUP" in p["error"], p["error"]
+    assert "need an attach target (an interface or a cgroup)" in p["error"], p["error"]
+    caps = e.status()["capabilities"]
+    assert set(caps["kept"]) == KEPT and "cap_net_admin" in caps["dropped"], caps
 
 
 def sandboxed(e, *opts):

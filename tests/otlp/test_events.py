@@ -7,6 +7,8 @@ import struct
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bpfleet.manifest import parse as parse_manifest
 from bpfleet.schema import EventField, EventPlan, bind
@@ -152,6 +154,30 @@ def test_untyped_events_carry_their_bytes(btf):
     d = EventDecoder(plan.events[0], "exec", "1.0.0").decode(b"\x01\x02")
     assert d.body == b"\x01\x02" and d.attributes["bpfleet.event.size"] == 2
     assert d.event_name == "exec.events"
+
+
+@pytest.mark.parametrize("type_", ["exec_event", "rich_event"])
+def test_decode_any_record_bytes(btf, type_):
+    """Records of any length and content (what a buggy or hostile program may submit): decode
+    never raises, text is valid UTF-8, ints fit OTLP's int64 (or are strings), and only the
+    fields that fit are there."""
+    plan, _ = plan_of(btf, f'[[events]]\nmap = "events"\ntype = "{type_}"\n')
+    ev = plan.events[0]
+    dec = EventDecoder(ev, "p", "1.0.0")
+
+    @settings(max_examples=300, deadline=None, database=None)
+    @given(data=st.binary(max_size=2 * ev.size))
+    def check(data):
+        d = dec.decode(data)
+        for f in ev.fields:
+            assert (f.name in d.attributes) == (f.offset + f.size <= len(data)), f.name
+        for v in d.attributes.values():
+            assert isinstance(v, (bool, str)) or isinstance(v, int) and -2**63 <= v < 2**63
+            if isinstance(v, str):
+                v.encode("utf-8")
+        assert d.attributes.get("bpfleet.event.truncated", False) == (len(data) < ev.size)
+        assert isinstance(d.body, str)
+    check()
 
 
 # ---------------------------------------------------------------- rate limit and queue

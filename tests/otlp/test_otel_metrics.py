@@ -445,3 +445,18 @@ def test_decoding_state_is_not_shared_with_prometheus(plan):
 def test_unit_of():
     assert [unit_of(n) for n in ("a_seconds", "b_bytes_total", "c_total", "fill_ratio", "x")] == \
         ["s", "By", "", "1", ""]
+
+
+def test_state_stays_bounded_under_many_distinct_series(plan, monkeypatch):
+    """Every push brings 2,000 label sets never seen before: the attribute cache stays within its
+    limit and the per-series state holds only the latest snapshot's series."""
+    from exporter import otel_metrics
+    monkeypatch.setattr(otel_metrics, "LABEL_CACHE_LIMIT", 1_000)
+    prog, conv = FakeProgram(plan), MetricsConverter(RESOURCE)
+    for round_ in range(10):
+        entries = {(f"c{round_ * 2000 + i}", 1): 1 for i in range(2000)}
+        push = conv.convert(snapshot(prog, T0 + (round_ + 1) * SEC, calls=entries))
+        conv.commit(push)
+        assert len(by_name(push)["demo_calls_total"].data.data_points) == 2000
+        assert len(conv._attrs) <= 1_000
+        assert len(conv._series[("demo", "demo_calls_total")]) == 2000
