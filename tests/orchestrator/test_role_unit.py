@@ -70,7 +70,9 @@ def test_role_unit_passes_systemd_verification(tmp_path):
     unit = tmp_path / "verify" / "bpfleet-exporter.service"
     unit.parent.mkdir()
     # systemd-analyze verify wants ExecStart's binary to exist
-    unit.write_text(text.replace("/opt/bpfleet/venv/bin/bpfleet", str(ROOT / ".venv" / "bin" / "bpfleet")))
+    bpfleet = ROOT / ".venv" / "bin" / "bpfleet"     # a worktree may use another checkout's venv
+    bpfleet = bpfleet if bpfleet.exists() else Path(sys.executable).parent / "bpfleet"
+    unit.write_text(text.replace("/opt/bpfleet/venv/bin/bpfleet", str(bpfleet)))
     r = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
     assert r.returncode == 0 and not r.stderr.strip(), r.stderr
     r = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--threshold=30", str(unit)],
