@@ -65,6 +65,14 @@ def _link_exists(name: str) -> bool:
     return run("ip", "link", "show", "dev", name, check=False).returncode == 0
 
 
+def _del_link(name: str) -> None:
+    """Delete a link that may vanish on its own meanwhile: deleting a namespace deletes its veth
+    pair from a kernel work queue, after `ip netns del` has returned."""
+    p = run("ip", "link", "del", name, check=False)
+    if p.returncode != 0 and _link_exists(name):
+        raise LabError(f"ip link del {name}: exit {p.returncode}: {(p.stderr or p.stdout).strip()}")
+
+
 def netns_exists(name: str) -> bool:
     return Path("/run/netns", name).exists()
 
@@ -174,7 +182,7 @@ def start_host(cfg: LabConfig, host: Host, lab_key: Path) -> int:
     hdir = _prepare_host_dir(cfg, host, lab_key)
     run("ip", "netns", "add", host.netns)
     if _link_exists(host.veth):
-        run("ip", "link", "del", host.veth)
+        _del_link(host.veth)
     run("ip", "link", "add", host.veth, "type", "veth", "peer", "name", "eth0", "netns", host.netns)
     run("ip", "link", "set", host.veth, "master", cfg.bridge, "up")
     run("ip", "-n", host.netns, "addr", "add", f"{host.address}/{cfg.network.prefixlen}", "dev", "eth0")
@@ -211,7 +219,7 @@ def stop_host(host: Host, pid: int | None, remove_dir: Path | None = None) -> No
     if netns_exists(host.netns):
         run("ip", "netns", "del", host.netns)
     if host.veth and _link_exists(host.veth):
-        run("ip", "link", "del", host.veth)
+        _del_link(host.veth)
     if remove_dir is not None:
         shutil.rmtree(remove_dir, ignore_errors=True)
 
@@ -235,6 +243,6 @@ def sweep(cfg: LabConfig) -> list[str]:
     veth_re = re.compile(rf"^{cfg.prefix}-v\d+$")
     for link in _ip_json("link", "show"):
         if veth_re.match(link.get("ifname", "")):
-            run("ip", "link", "del", link["ifname"])
+            _del_link(link["ifname"])
     remove_bridge(cfg)
     return found
