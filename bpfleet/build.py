@@ -32,18 +32,36 @@ class BuildResult:
 
 
 def inspect_object(path: Path):
-    """(maps, BTF records, program types) of an object file, via libbpf; no privileges needed."""
+    """(maps, BTF records, program types, program names) of an object file, via libbpf; no
+    privileges needed."""
     from exporter.libbpf import BpfObject, LibbpfError
     try:
         with BpfObject(str(path)) as obj:
-            return obj.maps(), obj.btf_records(), [p.type for p in obj.programs()]
+            progs = obj.programs()
+            return obj.maps(), obj.btf_records(), [p.type for p in progs], [p.name for p in progs]
     except LibbpfError as e:
         raise ProblemsError([Problem(str(path), "", f"not a loadable BPF object: {e.explain()}")])
 
 
+def variant_objects(m: manifest_mod.Manifest) -> list[str]:
+    """Stems of the variants' objects of their own (besides <name>.bpf.o)."""
+    return list(dict.fromkeys(v.object for v in m.variants if v.object))
+
+
 def check_manifest_against(m: manifest_mod.Manifest, obj_path: Path) -> schema.ProgramPlan:
-    maps, records, types = inspect_object(obj_path)
-    plan, problems = schema.bind(m, maps, records, types)
+    """Bind the manifest to the object and to every variant object beside it."""
+    from bpfleet import variants
+    plan, names, problems = None, {}, []
+    for stem in [None, *variant_objects(m)]:
+        path = obj_path if stem is None else obj_path.parent / f"{stem}.bpf.o"
+        if stem is not None and not path.is_file():
+            names[stem] = None
+            continue
+        maps, records, types, names[stem] = inspect_object(path)
+        p, found = schema.bind(m, maps, records, types)
+        problems += found
+        plan = plan or p
+    problems += variants.check(m, {k: v for k, v in names.items() if v is not None})
     if problems:
         raise ProblemsError(problems)
     return plan
@@ -81,9 +99,16 @@ def build_dir(src_dir: Path, registry: Path, include_dirs: list[Path] | None = N
         with tempfile.TemporaryDirectory(prefix="bpfleet-build-") as tmp:
             staged = Path(tmp)
             obj = staged / f"{m.name}.bpf.o"
-            compile_program(src_dir, m.name, obj, [*(include_dirs or []), INCLUDE_DIR])
+            includes = [*(include_dirs or []), INCLUDE_DIR]
+            compile_program(src_dir, m.name, obj, includes)
+            for stem in variant_objects(m):
+                if not (src_dir / f"{stem}.bpf.c").is_file():
+                    raise ProblemsError([Problem(m.path, "variants", f"missing {stem}.bpf.c "
+                                                 "(a variant's `object`)")])
+                compile_program(src_dir, stem, staged / f"{stem}.bpf.o", includes)
             check_manifest_against(m, obj)
-            for f in [src_dir / "manifest.toml", src_dir / f"{m.name}.bpf.c", src_dir / f"{m.name}.h"]:
+            for f in [src_dir / "manifest.toml", src_dir / f"{m.name}.bpf.c", src_dir / f"{m.name}.h",
+                      *(src_dir / f"{stem}.bpf.c" for stem in variant_objects(m))]:
                 if f.is_file():
                     shutil.copy(f, staged / f.name)
             artifact, new = reg.publish(registry, m.name, m.version, staged, m.path)

@@ -28,6 +28,7 @@ class ProgramConfig:
     # for every metric of the program, or {metric name: int}.
     budget: object = None
     max_series: object = None
+    variant: str | None = None   # force a [[variants]] entry; refused -> the normal choice
 
 
 REENABLE_POLICIES = ("manual", "after")
@@ -233,9 +234,12 @@ def _program(name: str, spec, path: str, problems: list) -> ProgramConfig | None
         return None
     before = len(problems)
     for k in spec:
-        if k not in ("version", "enabled", "knobs", "budget", "max_series"):
+        if k not in ("version", "enabled", "knobs", "budget", "max_series", "variant"):
             problems.append(Problem(path, f"{where}.{k}", "unknown field (expected version, enabled, "
-                                    "knobs, budget, max_series)"))
+                                    "knobs, budget, max_series, variant)"))
+    variant = spec.get("variant")
+    if variant is not None and (not isinstance(variant, str) or not re.match(r"^[a-z][a-z0-9_]*$", variant)):
+        problems.append(Problem(path, f"{where}.variant", f"expected a variant name like \"fentry\", got {variant!r}"))
     version = spec.get("version", "latest")
     if not isinstance(version, str) or not VERSION_RE.match(version):
         problems.append(Problem(path, f"{where}.version", f"{version!r} is not \"latest\" or MAJOR.MINOR.PATCH"))
@@ -272,7 +276,7 @@ def _program(name: str, spec, path: str, problems: list) -> ProgramConfig | None
     if len(problems) > before or enabled is False:
         return None
     return ProgramConfig(name, version, dict(knobs), budget,
-                         dict(max_series) if isinstance(max_series, dict) else max_series)
+                         dict(max_series) if isinstance(max_series, dict) else max_series, variant)
 
 
 def load(path: str | None) -> Config:

@@ -165,7 +165,11 @@ def print_check_report(exporter: Exporter) -> bool:
     for s in status:
         mark = "ok  " if s["state"] == "attached" else "FAIL"
         print(f"{mark} {s['name']}@{s['version'] or s['wanted_version']}: {s['state']}"
+              + (f" (variant {s['variant']})" if s.get("variant") else "")
               + (f" — {s['error']}" if s["error"] else ""))
+        for v in s.get("variants", ()):
+            if v["state"] != "running":
+                print(f"     variant {v['variant']}: {v['state']}: {v['reason']}")
         if s.get("verifier_log"):
             print("     " + s["verifier_log"].replace("\n", "\n     "))
     return ok

@@ -8,10 +8,10 @@ import shutil
 import time
 from dataclasses import dataclass, field
 
-from bpfleet import manifest as manifest_mod, schema
+from bpfleet import manifest as manifest_mod, schema, variants as variants_mod
 from bpfleet.problems import Problem, ProblemsError
 from bpfleet.registry import Artifact
-from exporter import handover, libbpf
+from exporter import handover, libbpf, probe
 from exporter.collect import MetricCollector, scalar_format
 from exporter.exposition import Family
 from exporter.snapshot import MapData, MapStat, ProgramSnapshot, RingStat
@@ -26,8 +26,9 @@ UNPROBEABLE_TYPES = {"tracing"}
 class LoadError(Exception):
     """A program could not be loaded or attached; `where` is the file (and field) to blame."""
 
-    def __init__(self, where: str, message: str, log_tail: str = ""):
+    def __init__(self, where: str, message: str, log_tail: str = "", variants: tuple = ()):
         self.where, self.message, self.log_tail = where, message, log_tail
+        self.variants = variants     # Verdicts, when the program has [[variants]]
         super().__init__(f"{where}: {message}" + (f"\n{log_tail}" if log_tail else ""))
 
     @classmethod
@@ -63,6 +64,8 @@ class LoadedProgram:
     event_sink: object = None
     loaded_at: float = field(default_factory=time.time)
     generation: int = 1          # see exporter/handover.py
+    variant: str | None = None   # the [[variants]] entry that runs; None: the program has none
+    variants: tuple = ()         # a variants_mod.Verdict for every variant
 
     @property
     def name(self) -> str:
@@ -125,6 +128,8 @@ def _plan(artifact: Artifact, obj: libbpf.BpfObject) -> schema.ProgramPlan:
 
 
 def _probe(plan: schema.ProgramPlan) -> None:
+    if plan.manifest.variants:   # each variant's own requirements are probed (_with_variants)
+        return
     for t in plan.manifest.program_types:
         if t in UNPROBEABLE_TYPES:
             continue
@@ -173,17 +178,30 @@ def _kernel_load(obj: libbpf.BpfObject, artifact: Artifact) -> None:
         obj.load()
     except libbpf.LibbpfError as e:
         tail = "\n".join(e.log.strip().splitlines()[-VERIFIER_TAIL_LINES:]) or "\n".join(e.messages[-10:])
-        raise LoadError(str(artifact.object_path), f"kernel refused to load: {e}{_refusal_hint(e)}", tail)
+        raise LoadError(obj.path, f"kernel refused to load: {e}{_refusal_hint(e)}", tail)
 
 
-def _open_configured(artifact: Artifact, knobs: dict, config_where: str):
-    """Open the object, bind its manifest, probe the kernel and write the knobs. -> (obj, plan)"""
+def object_path(artifact: Artifact, variant: manifest_mod.VariantSpec | None):
+    return artifact.dir / f"{variant.object}.bpf.o" if variant and variant.object else artifact.object_path
+
+
+def _open_configured(artifact: Artifact, knobs: dict, config_where: str,
+                     variant: manifest_mod.VariantSpec | None = None):
+    """Open the object (the variant's), bind its manifest, probe the kernel, write the knobs,
+    turn off the other variants' programs. -> (obj, plan)"""
+    path = object_path(artifact, variant)
     try:
-        obj = libbpf.BpfObject(str(artifact.object_path))
+        obj = libbpf.BpfObject(str(path))
     except libbpf.LibbpfError as e:
-        raise LoadError(str(artifact.object_path), f"not a loadable BPF object: {e.explain()}")
+        raise LoadError(str(path), f"not a loadable BPF object: {e.explain()}")
     try:
         plan = _plan(artifact, obj)
+        if variant is not None:
+            names = [p.name for p in obj.programs()]
+            wanted = variants_mod.programs_of(variant, plan.manifest.variants, names)
+            for name in names:
+                if name not in wanted:
+                    obj.set_autoload(name, False)
         _probe(plan)
         try:
             encoded = knob_bytes(plan, knobs, config_where)
@@ -197,19 +215,71 @@ def _open_configured(artifact: Artifact, knobs: dict, config_where: str):
         raise
 
 
-def verify_program(artifact: Artifact, knobs: dict, config_where: str) -> schema.ProgramPlan:
-    """Everything a load does but attach: manifest, BTF binding, kernel probe, knobs, verifier.
-    Nothing runs and nothing stays loaded (the rollout preflight)."""
-    obj, plan = _open_configured(artifact, knobs, config_where)
-    with obj:
-        _kernel_load(obj, artifact)
-    return plan
+def _with_variants(artifact: Artifact, knobs: dict, config_where: str, forced: str | None, attempt):
+    """Run attempt(obj, plan) (which closes obj when it fails) on the best variant this kernel
+    allows: probe each variant's requirements in choice order, try the first that passes, fall
+    back to the next when the kernel refuses it. -> (result, variant name, verdicts)."""
+    m, problems = manifest_mod.load(str(artifact.manifest_path))
+    if problems:
+        raise LoadError.from_problems(problems)
+    if not m.variants:
+        if forced:
+            raise LoadError.from_problems([variants_mod.forced_problem(m, forced, config_where, "variant")])
+        return attempt(*_open_configured(artifact, knobs, config_where)), None, ()
+    if forced and (p := variants_mod.forced_problem(m, forced, config_where, "variant")):
+        raise LoadError.from_problems([p])
+    order, tried, last = variants_mod.choose(m.variants, forced), [], None
+    V = variants_mod.Verdict
+    for v in order:
+        obj, plan = _open_configured(artifact, knobs, config_where, v)
+        progs = [(p.name, p.section, p.type) for p in obj.programs()]
+        why = variants_mod.unavailable_reason(
+            [probe.find(r) for r in variants_mod.requirements(v, m.variants, progs)])
+        if why:
+            obj.close()
+            tried.append(V(v.name, variants_mod.UNAVAILABLE, why))
+            continue
+        try:
+            result = attempt(obj, plan)
+        except LoadError as e:
+            tried.append(V(v.name, variants_mod.REFUSED, e.message.splitlines()[0]))
+            last = e
+            continue
+        passed = [t.variant for t in tried]
+        tried.append(V(v.name, variants_mod.RUNNING, "forced by the config" if v.name == forced else
+                       f"the best this kernel allows (passed over: {', '.join(passed)})" if passed
+                       else "the manifest's first choice, and this kernel allows it"))
+        return result, v.name, tuple(variants_mod.verdicts_after(order, tried, forced))
+    report = tuple(variants_mod.verdicts_after(order, tried, forced))
+    raise LoadError(f"{m.path}: variants", "no variant works on this kernel: " +
+                    "; ".join(f"{t.variant}: {t.reason}" for t in tried),
+                    last.log_tail if last else "", report)
+
+
+def verify_program(artifact: Artifact, knobs: dict, config_where: str,
+                   variant: str | None = None) -> schema.ProgramPlan:
+    """Everything a load does but attach: manifest, BTF binding, kernel probe, knobs, verifier,
+    variant choice. Nothing runs and nothing stays loaded (the rollout preflight)."""
+    def attempt(obj, plan):
+        with obj:
+            _kernel_load(obj, artifact)
+        return plan
+    return _with_variants(artifact, knobs, config_where, variant, attempt)[0]
 
 
 def load_program(artifact: Artifact, knobs: dict, pin_root: str, config_where: str,
-                 previous: LoadedProgram | None = None) -> tuple[LoadedProgram, list[str]]:
-    """Open, check, set knobs, load and attach `artifact`. -> (program, maps shared with `previous`)."""
-    obj, plan = _open_configured(artifact, knobs, config_where)
+                 previous: LoadedProgram | None = None,
+                 variant: str | None = None) -> tuple[LoadedProgram, list[str]]:
+    """Open, check, set knobs, load and attach the best variant of `artifact` (`variant`:
+    the config forces one; docs/manifest.md#variants). -> (program, maps shared with `previous`)."""
+    def attempt(obj, plan):
+        return _load_attach(artifact, obj, plan, knobs, pin_root, previous)
+    (prog, reused), name, verdicts = _with_variants(artifact, knobs, config_where, variant, attempt)
+    prog.variant, prog.variants = name, verdicts
+    return prog, reused
+
+
+def _load_attach(artifact, obj, plan, knobs, pin_root, previous):
     try:
         generation = previous.generation + 1 if previous else 1
         gated = handover.set_generation(obj, generation)
@@ -227,7 +297,7 @@ def load_program(artifact: Artifact, knobs: dict, pin_root: str, config_where: s
         try:
             obj.attach_all()
         except libbpf.LibbpfError as e:
-            raise LoadError(str(artifact.object_path), f"could not attach: {e.explain(2)}")
+            raise LoadError(obj.path, f"could not attach: {e.explain(2)}")
         if previous is not None:
             if gate_shared:
                 handover.open_gate(obj, generation)  # the commit point

@@ -56,6 +56,7 @@ class SlotState:
     digest: str | None
     load_errors: int
     read_errors: int
+    variants: tuple = ()      # bpfleet.variants.Verdict of every [[variants]] entry
 
 
 @dataclass(frozen=True)

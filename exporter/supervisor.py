@@ -46,6 +46,7 @@ class Slot:
     last_change: float = field(default_factory=time.time)
     last_swap_seconds: float | None = None
     tripped: str | None = None      # why the circuit breaker detached it (exporter/breaker.py)
+    variants: tuple = ()            # the last load's variant verdicts (bpfleet/variants.py)
 
     def status(self) -> dict:
         p = self.running
@@ -63,6 +64,9 @@ class Slot:
             "knobs": p.knobs if p else self.wanted.knobs,
             "last_change": self.last_change,
             "last_swap_seconds": self.last_swap_seconds,
+            "variant": p.variant if p else None,
+            "variant_forced": self.wanted.variant,
+            "variants": [v.as_dict() for v in self.variants],
         }
 
 
@@ -119,7 +123,8 @@ class Supervisor:
                 self._check_metric_names(artifact)
                 self._check_overrides(artifact)
                 new, reused = load_program(artifact, pc.knobs, self.pin_root,
-                                           f"{self.config_source}: programs.{pc.name}", old)
+                                           f"{self.config_source}: programs.{pc.name}", old,
+                                           pc.variant)
             except (LoadError, ProblemsError) as e:
                 return self._failed(slot, e, old)
             # The new version is attached and the old one detached (exporter/handover.py).
@@ -127,7 +132,7 @@ class Supervisor:
                 old.close()
             slot.last_swap_seconds = time.perf_counter() - t0 if old else None
             slot.running, slot.error, slot.verifier_log = new, None, ""
-            slot.tripped = None
+            slot.tripped, slot.variants = None, new.variants
             self._apply_limits(new)
             slot.last_change = time.time()
             self.on_change()
@@ -184,6 +189,8 @@ class Supervisor:
         self.on_change()
         slot.error = str(e).splitlines()[0] if isinstance(e, LoadError) else str(e)
         slot.verifier_log = getattr(e, "log_tail", "")
+        if old is None:
+            slot.variants = getattr(e, "variants", ())
         slot.last_change = time.time()
         if old is not None:
             log.error("upgrade of %s failed, still serving %s: %s", slot.name, old.artifact.ref, e)
@@ -241,7 +248,8 @@ class Supervisor:
             slots = tuple(SlotState(s.name, bool(s.running and s.running.obj.attached),
                                     s.running.artifact.version if s.running else None,
                                     s.running.artifact.digest if s.running else None,
-                                    s.load_errors, s.read_errors) for s in self.slots.values())
+                                    s.load_errors, s.read_errors, s.variants)
+                          for s in self.slots.values())
             return Snapshot(time.time_ns(), time.monotonic(), tuple(programs), slots,
                             time.perf_counter() - t0)
 
@@ -280,7 +288,7 @@ class Supervisor:
 def _same(slot: Slot, pc: ProgramConfig, registry: Path) -> bool:
     """Is `pc` exactly what already runs (same resolved version, same knobs)?"""
     running = slot.running
-    if running.knobs != pc.knobs:
+    if running.knobs != pc.knobs or slot.wanted.variant != pc.variant:
         return False
     if pc.version != "latest":
         return pc.version == running.artifact.version
