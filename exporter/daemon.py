@@ -14,7 +14,7 @@ import time
 
 from bpfleet.problems import ProblemsError
 from exporter import config as config_mod
-from exporter import exposition_proto, libbpf, otlp_settings, privileges, selfmetrics
+from exporter import btf_source, exposition_proto, libbpf, otlp_settings, privileges, selfmetrics
 from exporter.admin import make_admin_server
 from exporter.breaker import Breaker
 from exporter.exposition import render
@@ -94,9 +94,18 @@ class Exporter:
             p["budget"] = self.breaker.status(p["name"])
         return {"config": self.config.source, "registry": str(self.supervisor.registry),
                 "pid": os.getpid(), "uptime_seconds": round(time.time() - self.started, 3),
-                "kernel": os.uname().release, "programs": programs,
+                "kernel": os.uname().release, "btf": self.btf_status(), "programs": programs,
                 "otlp": redact(self.otlp.status()) if self.otlp else {"enabled": False},
                 "capabilities": self.capabilities}
+
+    def btf_status(self) -> dict:
+        """Which BTF CO-RE programs load against (exporter/btf_source.py)."""
+        try:
+            external = btf_source.resolve(self.config.btf, self.config.source)
+            error = None
+        except ProblemsError as e:
+            external, error = None, str(e)
+        return {"kernel": btf_source.kernel_has_btf(), "external_file": external, "error": error}
 
     def reload(self) -> dict:
         """Re-read the config file and apply it. -> {where: error} for what went wrong."""

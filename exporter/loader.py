@@ -165,8 +165,11 @@ def knob_bytes(plan: schema.ProgramPlan, knobs: dict, where: str) -> dict[str, b
     return out
 
 
-def _refusal_hint(e: libbpf.LibbpfError) -> str:
+def _refusal_hint(e: libbpf.LibbpfError, btf_custom_path: str | None = None) -> str:
     """Why a load without a verifier log failed, where we can tell."""
+    if btf_custom_path and "CO-RE relocation" in e.log + "".join(e.messages):
+        return (f" — CO-RE relocations failed against the external BTF file {btf_custom_path}: "
+                "it does not describe this kernel's types (a file for another kernel release?)")
     if e.errno == 1 and re.search(r'SEC\("(fentry|fexit|fmod_ret|lsm)', e.what):
         return (" — this kernel refuses this attach type (BPF trampolines or BPF-LSM are not"
                 " available here); the program needs a tracepoint / tp_btf variant")
@@ -178,7 +181,7 @@ def _kernel_load(obj: libbpf.BpfObject, artifact: Artifact) -> None:
         obj.load()
     except libbpf.LibbpfError as e:
         tail = "\n".join(e.log.strip().splitlines()[-VERIFIER_TAIL_LINES:]) or "\n".join(e.messages[-10:])
-        raise LoadError(obj.path, f"kernel refused to load: {e}{_refusal_hint(e)}", tail)
+        raise LoadError(obj.path, f"kernel refused to load: {e}{_refusal_hint(e, obj.btf_custom_path)}", tail)
 
 
 def object_path(artifact: Artifact, variant: manifest_mod.VariantSpec | None):
@@ -186,12 +189,13 @@ def object_path(artifact: Artifact, variant: manifest_mod.VariantSpec | None):
 
 
 def _open_configured(artifact: Artifact, knobs: dict, config_where: str,
-                     variant: manifest_mod.VariantSpec | None = None):
-    """Open the object (the variant's), bind its manifest, probe the kernel, write the knobs,
-    turn off the other variants' programs. -> (obj, plan)"""
+                     variant: manifest_mod.VariantSpec | None = None, btf_path: str | None = None):
+    """Open the object (the variant's; CO-RE against `btf_path` if given, else the kernel's own
+    BTF), bind its manifest, probe the kernel, write the knobs, turn off the other variants'
+    programs. -> (obj, plan)"""
     path = object_path(artifact, variant)
     try:
-        obj = libbpf.BpfObject(str(path))
+        obj = libbpf.BpfObject(str(path), btf_path)
     except libbpf.LibbpfError as e:
         raise LoadError(str(path), f"not a loadable BPF object: {e.explain()}")
     try:
@@ -215,7 +219,8 @@ def _open_configured(artifact: Artifact, knobs: dict, config_where: str,
         raise
 
 
-def _with_variants(artifact: Artifact, knobs: dict, config_where: str, forced: str | None, attempt):
+def _with_variants(artifact: Artifact, knobs: dict, config_where: str, forced: str | None, attempt,
+                   btf_path: str | None = None):
     """Run attempt(obj, plan) (which closes obj when it fails) on the best variant this kernel
     allows: probe each variant's requirements in choice order, try the first that passes, fall
     back to the next when the kernel refuses it. -> (result, variant name, verdicts)."""
@@ -225,13 +230,13 @@ def _with_variants(artifact: Artifact, knobs: dict, config_where: str, forced: s
     if not m.variants:
         if forced:
             raise LoadError.from_problems([variants_mod.forced_problem(m, forced, config_where, "variant")])
-        return attempt(*_open_configured(artifact, knobs, config_where)), None, ()
+        return attempt(*_open_configured(artifact, knobs, config_where, None, btf_path)), None, ()
     if forced and (p := variants_mod.forced_problem(m, forced, config_where, "variant")):
         raise LoadError.from_problems([p])
     order, tried, last = variants_mod.choose(m.variants, forced), [], None
     V = variants_mod.Verdict
     for v in order:
-        obj, plan = _open_configured(artifact, knobs, config_where, v)
+        obj, plan = _open_configured(artifact, knobs, config_where, v, btf_path)
         progs = [(p.name, p.section, p.type) for p in obj.programs()]
         why = variants_mod.unavailable_reason(
             [probe.find(r) for r in variants_mod.requirements(v, m.variants, progs)])
@@ -257,24 +262,26 @@ def _with_variants(artifact: Artifact, knobs: dict, config_where: str, forced: s
 
 
 def verify_program(artifact: Artifact, knobs: dict, config_where: str,
-                   variant: str | None = None) -> schema.ProgramPlan:
+                   variant: str | None = None, btf_path: str | None = None):
     """Everything a load does but attach: manifest, BTF binding, kernel probe, knobs, verifier,
-    variant choice. Nothing runs and nothing stays loaded (the rollout preflight)."""
+    variant choice. Nothing runs and nothing stays loaded (the rollout preflight).
+    -> (plan, the variant that would run or None, verdicts)"""
     def attempt(obj, plan):
         with obj:
             _kernel_load(obj, artifact)
         return plan
-    return _with_variants(artifact, knobs, config_where, variant, attempt)[0]
+    return _with_variants(artifact, knobs, config_where, variant, attempt, btf_path)
 
 
 def load_program(artifact: Artifact, knobs: dict, pin_root: str, config_where: str,
-                 previous: LoadedProgram | None = None,
-                 variant: str | None = None) -> tuple[LoadedProgram, list[str]]:
+                 previous: LoadedProgram | None = None, variant: str | None = None,
+                 btf_path: str | None = None) -> tuple[LoadedProgram, list[str]]:
     """Open, check, set knobs, load and attach the best variant of `artifact` (`variant`:
     the config forces one; docs/manifest.md#variants). -> (program, maps shared with `previous`)."""
     def attempt(obj, plan):
         return _load_attach(artifact, obj, plan, knobs, pin_root, previous)
-    (prog, reused), name, verdicts = _with_variants(artifact, knobs, config_where, variant, attempt)
+    (prog, reused), name, verdicts = _with_variants(artifact, knobs, config_where, variant, attempt,
+                                                    btf_path)
     prog.variant, prog.variants = name, verdicts
     return prog, reused
 

@@ -10,12 +10,11 @@ import glob
 import os
 
 from bpfleet.variants import Finding, Requirement
-from exporter import libbpf
+from exporter import btf_source, libbpf
 from exporter.libbpf import probe as lp
 
 TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 KPROBE_PMU = "/sys/bus/event_source/devices/kprobe"
-BTF_PATH = "/sys/kernel/btf/vmlinux"
 LSM_LIST = "/sys/kernel/security/lsm"
 
 
@@ -40,7 +39,9 @@ def find(req: Requirement) -> Finding:
 def _answer(r: Requirement) -> tuple[bool, str]:
     k = r.kind
     if k == "kernel_btf":
-        return lp.kernel_btf(), f"the kernel has no BTF ({BTF_PATH} missing)"
+        return btf_source.kernel_has_btf() and lp.kernel_btf(), \
+            f"the kernel has no BTF of its own ({btf_source.kernel_btf_path()} missing; an external " \
+            "BTF file serves CO-RE relocations, not BTF attach targets)"
     if k == "prog_type":
         if r.name not in libbpf.known_prog_types():
             return False, f"libbpf knows no program type {r.name!r}"
@@ -49,9 +50,11 @@ def _answer(r: Requirement) -> tuple[bool, str]:
         err = lp.probe_trampoline(r.name, r.target)
         if err == errno.ENOENT:
             return False, f"no function {r.target} in the kernel's BTF ({r.name} target)"
-        why = " (BPF trampolines are not available on this kernel)" if err == errno.EPERM else ""
+        if err == errno.EPERM:   # the same for every target: one reason, said once
+            return False, ("no BPF trampolines on this kernel (a minimal fentry/fexit program "
+                           "is refused with EPERM)")
         return err == 0, (f"the kernel refused a minimal {r.name} program on {r.target}: "
-                          f"{errno.errorcode.get(err, err)}{why}")
+                          f"{errno.errorcode.get(err, err)}")
     if k == "btf_tracepoint":
         return bool(lp.btf_typedef(f"btf_trace_{r.target}")), \
             f"no BTF-typed tracepoint {r.target} in the kernel (btf_trace_{r.target})"

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from bpfleet import manifest as manifest_mod, registry as reg
 from bpfleet.problems import Problem, ProblemsError
+from exporter import btf_source
+from exporter.btf_source import BtfConfig
 from exporter.config import Config, ProgramConfig
 from exporter.limits import DEFAULT_MAX_SERIES
 from exporter.loader import LoadError, LoadedProgram, load_program
@@ -78,6 +80,7 @@ class Supervisor:
         # The config's [programs.<name>] tables: per-host overrides (max_series, budget) hold
         # whoever deploys, the config or the admin API.
         self.program_configs: dict[str, ProgramConfig] = {}
+        self.btf = BtfConfig()          # the config's [btf] (exporter/btf_source.py)
         self.lock = threading.RLock()
         self.on_change = lambda: None   # called after every load, upgrade and unload
 
@@ -88,6 +91,7 @@ class Supervisor:
             self.config_source = config.source
             self.trusted_keys = [Path(k) for k in config.trusted_keys]
             self.program_configs = dict(config.programs)
+            self.btf = config.btf
             results = {}
             for name in [n for n in self.slots if n not in config.programs]:
                 self.unload(name)
@@ -122,9 +126,10 @@ class Supervisor:
                 _fault_crash_on_load(artifact.ref)
                 self._check_metric_names(artifact)
                 self._check_overrides(artifact)
+                btf_path = btf_source.resolve(self.btf, self.config_source)
                 new, reused = load_program(artifact, pc.knobs, self.pin_root,
                                            f"{self.config_source}: programs.{pc.name}", old,
-                                           pc.variant)
+                                           pc.variant, btf_path)
             except (LoadError, ProblemsError) as e:
                 return self._failed(slot, e, old)
             # The new version is attached and the old one detached (exporter/handover.py).

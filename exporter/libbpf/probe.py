@@ -13,6 +13,7 @@ from . import ffi
 
 _btf_load_vmlinux = ffi._fn("btf__load_vmlinux_btf", C.c_void_p)
 _btf_free = ffi._fn("btf__free", None, C.c_void_p)
+_btf_parse = ffi._fn("btf__parse", C.c_void_p, C.c_char_p, C.c_void_p)
 _btf_find = ffi._fn("btf__find_by_name_kind", C.c_int, C.c_void_p, C.c_char_p, C.c_uint32)
 _probe_helper = ffi._fn("libbpf_probe_bpf_helper", C.c_int, C.c_int, C.c_int, C.c_void_p)
 _prog_load = ffi._fn("bpf_prog_load", C.c_int, C.c_int, C.c_char_p, C.c_char_p, C.c_void_p,
@@ -55,6 +56,16 @@ def _vmlinux() -> _VmlinuxBtf:
 def kernel_btf() -> bool:
     """Does the running kernel describe itself in BTF (what libbpf finds: /sys/kernel/btf/vmlinux)?"""
     return bool(_vmlinux().ptr)
+
+
+def btf_file_error(path: str) -> str | None:
+    """None if libbpf can parse `path` as a BTF file (raw or an ELF with .BTF), else why not."""
+    with ffi._Capture() as lines:
+        btf = _btf_parse(os.fsencode(path), None)
+    if btf:
+        _btf_free(btf)
+        return None
+    return "; ".join(l.removeprefix("libbpf: ") for l in lines[-2:]) or "libbpf cannot parse it as BTF"
 
 
 def btf_func(name: str) -> bool | None:
