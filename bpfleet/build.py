@@ -93,9 +93,11 @@ def build_dir(src_dir: Path, registry: Path, include_dirs: list[Path] | None = N
         if m.name != src_dir.name:
             raise ProblemsError([Problem(m.path, "name", f"{m.name!r} must equal the directory "
                                          f"name {src_dir.name!r}")])
+        result.ref = f"{m.name}@{m.version}"
+        if m.bcc is not None:
+            return _publish_bcc(src_dir, m, registry, result)
         if not (src_dir / f"{m.name}.bpf.c").is_file():
             raise ProblemsError([Problem(str(src_dir), "", f"missing {m.name}.bpf.c")])
-        result.ref = f"{m.name}@{m.version}"
         with tempfile.TemporaryDirectory(prefix="bpfleet-build-") as tmp:
             staged = Path(tmp)
             obj = staged / f"{m.name}.bpf.o"
@@ -118,10 +120,27 @@ def build_dir(src_dir: Path, registry: Path, include_dirs: list[Path] | None = N
     return result
 
 
+def _publish_bcc(src_dir: Path, m: manifest_mod.Manifest, registry: Path, result: BuildResult) -> BuildResult:
+    """A bcc-source program ships its C source: bcc compiles it on each host at load time, so
+    its table layouts are checked there (exporter/loader_bcc.py), not here."""
+    src = src_dir / f"{m.name}.bcc.c"
+    if not src.is_file():
+        raise ProblemsError([Problem(str(src_dir), "", f"missing {m.name}.bcc.c (the manifest has [bcc])")])
+    with tempfile.TemporaryDirectory(prefix="bpfleet-build-") as tmp:
+        for f in (src_dir / "manifest.toml", src):
+            shutil.copy(f, Path(tmp) / f.name)
+        artifact, new = reg.publish(registry, m.name, m.version, Path(tmp), m.path)
+    result.digest, result.status = artifact.digest, "built" if new else "unchanged"
+    return result
+
+
 def check_artifact(artifact: reg.Artifact) -> list[Problem]:
     m, problems = manifest_mod.load(str(artifact.manifest_path))
     if problems:
         return problems
+    if m.bcc is not None:   # layouts need bcc's compile on a host with headers: verify does it
+        src = artifact.dir / f"{m.name}.bcc.c"
+        return [] if src.is_file() else [Problem(str(artifact.dir), "", f"missing {src.name}")]
     try:
         check_manifest_against(m, artifact.object_path)
     except ProblemsError as e:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import tomli
 
 from bpfleet.problems import Problem
+# Kernel portability: attach variants and bcc-source programs, parsed in a module of their own.
+from bpfleet.manifest_kernel import BccAttach, BccSpec, VariantSpec, parse_bcc, parse_variants  # noqa: F401
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 METRIC_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
@@ -83,18 +85,6 @@ class BudgetSpec:
 
 
 @dataclass(frozen=True)
-class VariantSpec:
-    """One way to attach the program (docs/manifest.md#variants): a group of its BPF programs,
-    in the program's own object or in an object of its own."""
-    where: str                # "variants[0]"
-    name: str
-    programs: tuple[str, ...] = ()   # BPF programs (C function names); () with `object`: all of them
-    object: str | None = None        # stem of another .bpf.c in the program directory
-    description: str = ""
-    helpers: tuple[str, ...] = ()    # helpers to probe for besides what the sections imply
-
-
-@dataclass(frozen=True)
 class Manifest:
     path: str
     name: str
@@ -107,6 +97,7 @@ class Manifest:
     events: tuple[EventSpec, ...] = ()
     budget: BudgetSpec | None = None
     variants: tuple[VariantSpec, ...] = ()   # best first; () = one object, every program
+    bcc: BccSpec | None = None               # set: a bcc-source program (<name>.bcc.c)
 
 
 class _Reader:
@@ -157,7 +148,7 @@ def parse(text: str, path: str) -> tuple[Manifest | None, list[Problem]]:
         return None, [Problem(path, "", f"not valid TOML: {e}")]
     r = _Reader(path, problems)
     r.unknown(doc, {"name", "version", "description", "license", "requires", "knobs",
-                    "metrics", "events", "budget", "variants"}, "")
+                    "metrics", "events", "budget", "variants", "bcc"}, "")
     name = r.get(doc, "name", "", str, required=True, default="")
     if name and not NAME_RE.match(name):
         r.bad("name", f"{name!r} must match {NAME_RE.pattern}")
@@ -182,11 +173,14 @@ def parse(text: str, path: str) -> tuple[Manifest | None, list[Problem]]:
     if (b := r.get(doc, "budget", "", dict)) is not None:
         budget = parse_budget(r, b, "budget", knobs, complete=True)
     variants = parse_variants(r, r.get(doc, "variants", "", list, default=[]), name)
+    bcc = None
+    if (b := r.get(doc, "bcc", "", dict)) is not None:
+        bcc = parse_bcc(r, b, doc)
     if problems:
         return None, problems
     return Manifest(path, name, version, description, license_,
                     tuple(t for t in types if isinstance(t, str)), knobs, metrics, events, budget,
-                    variants), []
+                    variants, bcc), []
 
 
 def _parse_knobs(r: _Reader, table: dict) -> dict:
@@ -330,43 +324,6 @@ def parse_budget(r: _Reader, t: dict, where: str, knobs: dict | None,
     if len(r.problems) > before:
         return None
     return BudgetSpec(limits["ns_per_event"], limits["cpu_share"], degrade)
-
-
-def parse_variants(r: _Reader, items: list, program: str) -> tuple[VariantSpec, ...]:
-    """[[variants]], best first. Which programs exist is checked against the object later
-    (bpfleet/variants.py `check`)."""
-    out = []
-    for i, t in enumerate(items):
-        where = f"variants[{i}]"
-        if not isinstance(t, dict):
-            r.bad(where, "expected a table like { name = \"fentry\", programs = [\"...\"] }")
-            continue
-        before = len(r.problems)
-        r.unknown(t, {"name", "programs", "object", "description", "helpers"}, where)
-        name = r.get(t, "name", where, str, required=True, default="")
-        if name and not NAME_RE.match(name):
-            r.bad(f"{where}.name", f"{name!r} must match {NAME_RE.pattern}")
-        lists = {}
-        for key in ("programs", "helpers"):
-            lists[key] = r.get(t, key, where, list, default=[])
-            for j, v in enumerate(lists[key]):
-                if not isinstance(v, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", v):
-                    r.bad(f"{where}.{key}[{j}]", f"expected a C identifier, got {v!r}")
-        obj = r.get(t, "object", where, str)
-        if obj is not None and not NAME_RE.match(obj):
-            r.bad(f"{where}.object", f"{obj!r} is not the stem of a .bpf.c in the program's "
-                  f"directory (like {program or 'name'}_kprobe for {program or 'name'}_kprobe.bpf.c)")
-        if obj is None and not lists["programs"] and "programs" not in t:
-            r.bad(f"{where}.programs", "required: the BPF programs (C function names) of this "
-                  "variant, unless `object` names an object of its own")
-        if len(r.problems) == before:
-            out.append(VariantSpec(where, name, tuple(lists["programs"]), obj,
-                                   r.get(t, "description", where, str, default=""),
-                                   tuple(h.removeprefix("bpf_") for h in lists["helpers"])))
-    _no_duplicates(r, [v.name for v in out], "variants", "name")
-    if len(items) == 1:
-        r.bad("variants", "one variant is no choice: give two or more, or none")
-    return tuple(out)
 
 
 def _no_duplicates(r: _Reader, names: list[str], where: str, what: str) -> None:

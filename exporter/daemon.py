@@ -170,12 +170,14 @@ def clean_stale_pins(pin_root: str) -> None:
 
 def print_check_report(exporter: Exporter) -> bool:
     status = exporter.status()["programs"]
-    ok = all(s["state"] == "attached" for s in status) and bool(status)
+    fine = ("attached", "not_applicable")
+    ok = all(s["state"] in fine for s in status) and bool(status)
     for s in status:
-        mark = "ok  " if s["state"] == "attached" else "FAIL"
+        mark = "ok  " if s["state"] in fine else "FAIL"
         print(f"{mark} {s['name']}@{s['version'] or s['wanted_version']}: {s['state']}"
               + (f" (variant {s['variant']})" if s.get("variant") else "")
-              + (f" — {s['error']}" if s["error"] else ""))
+              + (f" — {s['error']}" if s["error"] else "")
+              + (f" — {s['not_applicable']}" if s.get("not_applicable") else ""))
         for v in s.get("variants", ()):
             if v["state"] != "running":
                 print(f"     variant {v['variant']}: {v['state']}: {v['reason']}")

@@ -261,11 +261,23 @@ def _with_variants(artifact: Artifact, knobs: dict, config_where: str, forced: s
                     last.log_tail if last else "", report)
 
 
+def _bcc_manifest(artifact: Artifact):
+    """The manifest if `artifact` is a bcc-source program, else None."""
+    m, problems = manifest_mod.load(str(artifact.manifest_path))
+    if problems:
+        raise LoadError.from_problems(problems)
+    return m if m.bcc is not None else None
+
+
 def verify_program(artifact: Artifact, knobs: dict, config_where: str,
                    variant: str | None = None, btf_path: str | None = None):
     """Everything a load does but attach: manifest, BTF binding, kernel probe, knobs, verifier,
     variant choice. Nothing runs and nothing stays loaded (the rollout preflight).
     -> (plan, the variant that would run or None, verdicts)"""
+    if (m := _bcc_manifest(artifact)) is not None:
+        from exporter.loader_bcc import verify_bcc
+        return verify_bcc(artifact, m), None, ()
+
     def attempt(obj, plan):
         with obj:
             _kernel_load(obj, artifact)
@@ -278,6 +290,12 @@ def load_program(artifact: Artifact, knobs: dict, pin_root: str, config_where: s
                  btf_path: str | None = None) -> tuple[LoadedProgram, list[str]]:
     """Open, check, set knobs, load and attach the best variant of `artifact` (`variant`:
     the config forces one; docs/manifest.md#variants). -> (program, maps shared with `previous`)."""
+    if (m := _bcc_manifest(artifact)) is not None:
+        from exporter.loader_bcc import load_bcc
+        if knobs or variant:
+            raise LoadError(config_where, "a bcc-source program has no knobs and no variants")
+        return load_bcc(artifact, m, pin_root), []
+
     def attempt(obj, plan):
         return _load_attach(artifact, obj, plan, knobs, pin_root, previous)
     (prog, reused), name, verdicts = _with_variants(artifact, knobs, config_where, variant, attempt,

@@ -57,6 +57,7 @@ class SlotState:
     load_errors: int
     read_errors: int
     variants: tuple = ()      # bpfleet.variants.Verdict of every [[variants]] entry
+    not_applicable: str | None = None   # why the program cannot run on this host
 
 
 @dataclass(frozen=True)

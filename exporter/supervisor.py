@@ -19,6 +19,7 @@ from exporter.btf_source import BtfConfig
 from exporter.config import Config, ProgramConfig
 from exporter.limits import DEFAULT_MAX_SERIES
 from exporter.loader import LoadError, LoadedProgram, load_program
+from exporter.loader_bcc import NotApplicable
 from exporter.snapshot import SlotState, Snapshot
 
 log = logging.getLogger("bpfleet.exporter")
@@ -49,6 +50,7 @@ class Slot:
     last_swap_seconds: float | None = None
     tripped: str | None = None      # why the circuit breaker detached it (exporter/breaker.py)
     variants: tuple = ()            # the last load's variant verdicts (bpfleet/variants.py)
+    not_applicable: str | None = None   # why it cannot run on this host (bcc without headers)
 
     def status(self) -> dict:
         p = self.running
@@ -58,7 +60,9 @@ class Slot:
             "version": p.artifact.version if p else None,
             "digest": p.artifact.digest if p else None,
             "state": "attached" if p and p.obj.attached else "tripped" if self.tripped
-                     else "failed" if self.error else "stopped",
+                     else "failed" if self.error
+                     else "not_applicable" if self.not_applicable else "stopped",
+            "not_applicable": self.not_applicable,
             "tripped": self.tripped,
             "error": self.error,
             "verifier_log": self.verifier_log or None,
@@ -130,6 +134,11 @@ class Supervisor:
                 new, reused = load_program(artifact, pc.knobs, self.pin_root,
                                            f"{self.config_source}: programs.{pc.name}", old,
                                            pc.variant, btf_path)
+            except NotApplicable as e:
+                slot.not_applicable, slot.error, slot.last_change = e.message, None, time.time()
+                self.on_change()
+                log.info("program %s is not applicable on this host: %s", pc.name, e.message)
+                return None
             except (LoadError, ProblemsError) as e:
                 return self._failed(slot, e, old)
             # The new version is attached and the old one detached (exporter/handover.py).
@@ -137,7 +146,7 @@ class Supervisor:
                 old.close()
             slot.last_swap_seconds = time.perf_counter() - t0 if old else None
             slot.running, slot.error, slot.verifier_log = new, None, ""
-            slot.tripped, slot.variants = None, new.variants
+            slot.tripped, slot.variants, slot.not_applicable = None, new.variants, None
             self._apply_limits(new)
             slot.last_change = time.time()
             self.on_change()
@@ -253,7 +262,7 @@ class Supervisor:
             slots = tuple(SlotState(s.name, bool(s.running and s.running.obj.attached),
                                     s.running.artifact.version if s.running else None,
                                     s.running.artifact.digest if s.running else None,
-                                    s.load_errors, s.read_errors, s.variants)
+                                    s.load_errors, s.read_errors, s.variants, s.not_applicable)
                           for s in self.slots.values())
             return Snapshot(time.time_ns(), time.monotonic(), tuple(programs), slots,
                             time.perf_counter() - t0)

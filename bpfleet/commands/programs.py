@@ -177,6 +177,7 @@ def _knob(text: str):
 
 def run_verify(args) -> int:
     from exporter.loader import LoadError, verify_program
+    from exporter.loader_bcc import NotApplicable
     name, _, version = args.ref.partition("@")
     result = {"program": args.ref, "kernel": os.uname().release, "ok": False, "error": None,
               "verifier_log": None}
@@ -196,11 +197,15 @@ def run_verify(args) -> int:
         result["ok"] = True
     except (ValueError, ProblemsError) as e:
         result["error"] = str(e)
+    except NotApplicable as e:   # a bcc-source program on a host without kernel headers
+        result["ok"], result["not_applicable"] = True, e.message
     except LoadError as e:
         result["error"], result["verifier_log"] = f"{e.where}: {e.message}", e.log_tail or None
         result["variants"] = [v.as_dict() for v in e.variants]
     if args.json:
         print(json.dumps(result, indent=2))
+    elif result.get("not_applicable"):
+        print(f"n/a   {result['program']} on {result['kernel']}: {result['not_applicable']}")
     elif result["ok"]:
         print(f"ok    {result['program']} loads on {result['kernel']} (not attached)"
               + (f", variant {result['variant']}" if result.get("variant") else ""))
