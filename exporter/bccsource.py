@@ -42,7 +42,7 @@ def not_applicable_reason(release: str | None = None) -> str | None:
     if os.environ.get("BCC_KERNEL_SOURCE") and os.path.isdir(os.environ["BCC_KERNEL_SOURCE"]):
         return None
     dirs = [d.format(release=release) for d in HEADER_DIRS]
-    if any(os.path.isdir(os.path.join(d, "include")) for d in dirs) or os.path.exists(KHEADERS):
+    if any(os.path.isdir(d) for d in dirs) or os.path.exists(KHEADERS):
         return None
     return (f"no kernel headers for {release} ({dirs[0]} missing, no {KHEADERS}): bcc compiles "
             f"the program against them at load time (apt-get install linux-headers-{release})")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from bpfleet import manifest as manifest_mod, schema, variants as variants_mod
 from bpfleet.problems import Problem, ProblemsError
 from bpfleet.registry import Artifact
-from exporter import handover, libbpf, probe
+from exporter import handover, libbpf
 from exporter.collect import MetricCollector, scalar_format
 from exporter.exposition import Family
 from exporter.snapshot import MapData, MapStat, ProgramSnapshot, RingStat
@@ -128,7 +128,7 @@ def _plan(artifact: Artifact, obj: libbpf.BpfObject) -> schema.ProgramPlan:
 
 
 def _probe(plan: schema.ProgramPlan) -> None:
-    if plan.manifest.variants:   # each variant's own requirements are probed (_with_variants)
+    if plan.manifest.variants:   # each variant's own requirements are probed (exporter/variant_load.py)
         return
     for t in plan.manifest.program_types:
         if t in UNPROBEABLE_TYPES:
@@ -219,53 +219,16 @@ def _open_configured(artifact: Artifact, knobs: dict, config_where: str,
         raise
 
 
-def _with_variants(artifact: Artifact, knobs: dict, config_where: str, forced: str | None, attempt,
-                   btf_path: str | None = None):
-    """Run attempt(obj, plan) (which closes obj when it fails) on the best variant this kernel
-    allows: probe each variant's requirements in choice order, try the first that passes, fall
-    back to the next when the kernel refuses it. -> (result, variant name, verdicts)."""
+def _manifest(artifact: Artifact) -> manifest_mod.Manifest:
     m, problems = manifest_mod.load(str(artifact.manifest_path))
     if problems:
         raise LoadError.from_problems(problems)
-    if not m.variants:
-        if forced:
-            raise LoadError.from_problems([variants_mod.forced_problem(m, forced, config_where, "variant")])
-        return attempt(*_open_configured(artifact, knobs, config_where, None, btf_path)), None, ()
-    if forced and (p := variants_mod.forced_problem(m, forced, config_where, "variant")):
-        raise LoadError.from_problems([p])
-    order, tried, last = variants_mod.choose(m.variants, forced), [], None
-    V = variants_mod.Verdict
-    for v in order:
-        obj, plan = _open_configured(artifact, knobs, config_where, v, btf_path)
-        progs = [(p.name, p.section, p.type) for p in obj.programs()]
-        why = variants_mod.unavailable_reason(
-            [probe.find(r) for r in variants_mod.requirements(v, m.variants, progs)])
-        if why:
-            obj.close()
-            tried.append(V(v.name, variants_mod.UNAVAILABLE, why))
-            continue
-        try:
-            result = attempt(obj, plan)
-        except LoadError as e:
-            tried.append(V(v.name, variants_mod.REFUSED, e.message.splitlines()[0]))
-            last = e
-            continue
-        passed = [t.variant for t in tried]
-        tried.append(V(v.name, variants_mod.RUNNING, "forced by the config" if v.name == forced else
-                       f"the best this kernel allows (passed over: {', '.join(passed)})" if passed
-                       else "the manifest's first choice, and this kernel allows it"))
-        return result, v.name, tuple(variants_mod.verdicts_after(order, tried, forced))
-    report = tuple(variants_mod.verdicts_after(order, tried, forced))
-    raise LoadError(f"{m.path}: variants", "no variant works on this kernel: " +
-                    "; ".join(f"{t.variant}: {t.reason}" for t in tried),
-                    last.log_tail if last else "", report)
+    return m
 
 
 def _bcc_manifest(artifact: Artifact):
     """The manifest if `artifact` is a bcc-source program, else None."""
-    m, problems = manifest_mod.load(str(artifact.manifest_path))
-    if problems:
-        raise LoadError.from_problems(problems)
+    m = _manifest(artifact)
     return m if m.bcc is not None else None
 
 
@@ -282,7 +245,9 @@ def verify_program(artifact: Artifact, knobs: dict, config_where: str,
         with obj:
             _kernel_load(obj, artifact)
         return plan
-    return _with_variants(artifact, knobs, config_where, variant, attempt, btf_path)
+    from exporter.variant_load import with_variants   # it imports LoadError from here
+    return with_variants(_manifest(artifact), variant, config_where, attempt,
+                         lambda v: _open_configured(artifact, knobs, config_where, v, btf_path))
 
 
 def load_program(artifact: Artifact, knobs: dict, pin_root: str, config_where: str,
@@ -298,8 +263,10 @@ def load_program(artifact: Artifact, knobs: dict, pin_root: str, config_where: s
 
     def attempt(obj, plan):
         return _load_attach(artifact, obj, plan, knobs, pin_root, previous)
-    (prog, reused), name, verdicts = _with_variants(artifact, knobs, config_where, variant, attempt,
-                                                    btf_path)
+    from exporter.variant_load import with_variants
+    (prog, reused), name, verdicts = with_variants(
+        _manifest(artifact), variant, config_where, attempt,
+        lambda v: _open_configured(artifact, knobs, config_where, v, btf_path))
     prog.variant, prog.variants = name, verdicts
     return prog, reused
 
