@@ -37,8 +37,8 @@ class Records:
             members = []
             for f in t._fields_:
                 name, ftype = f[0], f[1]
-                if len(f) == 3:                  # bitfield: not decodable as a label or value
-                    continue
+                if len(f) == 3 or name.startswith("__pad_"):
+                    continue   # bitfields can't be labels or values; __pad_N/__pad_end: bcc's padding
                 members.append((name, self.add(ftype), getattr(t, name).offset * 8, 0))
             kind = "union" if issubclass(t, C.Union) else "struct"
             return RawType(kind, t.__name__, C.sizeof(t), 0, False, tuple(members))

@@ -78,6 +78,10 @@ class BccObject:
 
     def _read_maps(self):
         from bcc.libbcc import lib
+        # bcc's Python bindings leave these two undeclared (their results would be ints)
+        lib.bpf_num_tables.restype, lib.bpf_num_tables.argtypes = ctypes.c_size_t, [ctypes.c_void_p]
+        lib.bpf_table_name.restype = ctypes.c_char_p
+        lib.bpf_table_name.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
         recs, out = Records(), {}
         for i in range(lib.bpf_num_tables(self._bpf.module)):
             name = lib.bpf_table_name(self._bpf.module, i).decode()

@@ -85,8 +85,10 @@ int trace_completion(struct pt_regs *ctx, struct request *req, blk_status_t erro
 		return 0;
 	__sync_fetch_and_add(&hist->bytes, nr_bytes);
 	if (timed) {
-		u32 slot = log2_slot(units);
+		u64 slot = log2_slot(units);
 
+		/* clang drops a bounds check it can prove, and the verifier then cannot: hide it */
+		asm volatile("" : "=r"(slot) : "0"(slot));
 		if (slot < SLOTS)
 			__sync_fetch_and_add(&hist->slots[slot], 1);
 		__sync_fetch_and_add(&hist->sum, units);

@@ -27,7 +27,9 @@ PROGRAMS = Path(__file__).resolve().parents[2] / "programs"
 DISK_KEY = ["disk_key", [["op", "unsigned int"]], "struct"]
 DISK_HIST = ["disk_hist", [["slots", "unsigned long long", [66]], ["sum", "unsigned long long"],
                            ["bytes", "unsigned long long"]], "struct"]
-CONN_KEY = ["conn_key", [["daddr", "unsigned int"], ["dport", "unsigned short"]], "struct"]
+# bcc names the padding it makes explicit __pad_<n> / __pad_end: not labels
+CONN_KEY = ["conn_key", [["daddr", "unsigned int"], ["dport", "unsigned short"],
+                         ["__pad_end", "char", [2]]], "struct"]
 
 
 def bind(program: str, tables: dict):
