@@ -106,6 +106,19 @@ def _tar(paths: list[tuple[Path, str]]) -> bytes:
     return buf.getvalue()
 
 
+def _wait_ports_free(*ports: int, timeout: float = 30) -> None:
+    import socket
+    end = time.monotonic() + timeout
+    for port in ports:
+        while time.monotonic() < end:
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                    break
+                except OSError:
+                    time.sleep(0.5)
+
+
 @pytest.fixture(scope="session")
 def vm_run(registry):
     from orchestrator.lab import LabConfig, LabError, lab as lablib
@@ -129,6 +142,7 @@ def vm_run(registry):
         pytest.fail(f"VM image (variant bcc) build failed: {e}")
     seconds["image " + ("(cached)" if cached else "build")] = time.monotonic() - t
     lablib.down(cfg, quiet)
+    _wait_ports_free(cfg.port_base + 1, cfg.port_base + 101)   # a QEMU just stopped may linger
     try:
         t = time.monotonic()
         st = lablib.up(cfg, 1, 1, quiet)
