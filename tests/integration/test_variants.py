@@ -141,3 +141,56 @@ def test_variant_object_missing_names_the_field(tmp_path):
     res = build(tmp_path / "reg", d, expect_ok=False)[0]
     assert res["status"] == "failed"
     assert any(p["field"] == "variants" and "missing twoobj_fentry.bpf.c" in p["message"] for p in res["problems"]), res
+
+
+REFUSED_SRC = '''#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+__u64 refusal_calls = 0;
+SEC("raw_tp/sys_enter")
+int bad_prog(void *ctx)
+{
+	/* passes every probe, fails the verifier: a load through a scalar */
+	return *(volatile int *)(long)refusal_calls;
+}
+SEC("raw_tp/sys_enter")
+int good_prog(void *ctx)
+{
+	__sync_fetch_and_add(&refusal_calls, 1);
+	return 0;
+}
+char LICENSE[] SEC("license") = "GPL";
+'''
+REFUSED_MANIFEST = '''name = "refusal"
+version = "1.0.0"
+description = "the first variant passes the probes but the verifier refuses it"
+license = "GPL-2.0"
+[requires]
+program_types = ["raw_tracepoint"]
+[[variants]]
+name = "bad"
+programs = ["bad_prog"]
+[[variants]]
+name = "good"
+programs = ["good_prog"]
+[[metrics]]
+name = "refusal_calls_total"
+type = "counter"
+help = "calls"
+global = "refusal_calls"
+'''
+
+
+def test_a_variant_the_verifier_refuses_falls_back_to_the_next(exporters, tmp_path):
+    from harness import TRACKER, build, write_program
+    TRACKER.note_names("bad_prog", "good_prog")
+    d = write_program(tmp_path / "src", "refusal", REFUSED_SRC, REFUSED_MANIFEST)
+    reg = tmp_path / "reg"
+    build(reg, d)
+    e = exporters({"refusal": {}}, registry=reg)
+    e.wait_attached("refusal")
+    st = e.program("refusal")
+    v = _verdicts(st)
+    assert st["variant"] == "good" and v["bad"]["state"] == "refused", st
+    assert "kernel refused to load" in v["bad"]["reason"] and "bad_prog" in v["bad"]["reason"], v
+    assert v["good"]["reason"] == "the best this kernel allows (passed over: bad)"
+    deadline_poll(lambda: e.metrics().value("refusal_calls_total") > 0, 10, what="calls counted")

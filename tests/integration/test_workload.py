@@ -17,7 +17,7 @@ import time
 import pytest
 import tomli
 
-from harness import PROGRAMS_DIR, BUILTINS, Metrics, deadline_poll, disk_of
+from harness import LOADABLE, PROGRAMS_DIR, BUILTINS, Metrics, deadline_poll, disk_of
 
 N_GETPPID = 5000
 IO_CHUNK = 1 << 20          # 1 MiB per O_DIRECT call
@@ -27,18 +27,8 @@ K_EXECS = 20
 N_SLEEPS = 50
 
 
-def _is_bcc(name: str) -> bool:
-    return "bcc" in tomli.loads((PROGRAMS_DIR / name / "manifest.toml").read_text())
-
-
-def _runs_here(name: str) -> bool:
-    """bcc-source programs run only where bcc finds kernel headers; elsewhere they are
-    not_applicable (tests/integration/test_bcc_programs.py, tests/kernel_matrix)."""
-    from exporter.bccsource import not_applicable_reason
-    return not _is_bcc(name) or not_applicable_reason() is None
-
-
-RUNNING = [n for n in BUILTINS if _runs_here(n)]
+# bcc-source programs without kernel headers are not_applicable (test_bcc_programs.py)
+RUNNING = LOADABLE
 
 
 @pytest.fixture(scope="module")
