@@ -180,7 +180,7 @@ def parse(text: str, path: str) -> tuple[Manifest | None, list[Problem]]:
         return None, problems
     return Manifest(path, name, version, description, license_,
                     tuple(t for t in types if isinstance(t, str)), knobs, metrics, events, budget,
-                    variants, bcc), []
+                    variants=variants, bcc=bcc), []
 
 
 def _parse_knobs(r: _Reader, table: dict) -> dict:
