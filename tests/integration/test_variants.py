@@ -194,3 +194,13 @@ def test_a_variant_the_verifier_refuses_falls_back_to_the_next(exporters, tmp_pa
     assert "kernel refused to load" in v["bad"]["reason"] and "bad_prog" in v["bad"]["reason"], v
     assert v["good"]["reason"] == "the best this kernel allows (passed over: bad)"
     deadline_poll(lambda: e.metrics().value("refusal_calls_total") > 0, 10, what="calls counted")
+
+
+def test_verify_reports_the_variant_that_would_run(registry, here_lacks_fentry):
+    import json
+    from harness import run_bpfleet
+    r = run_bpfleet("programs", "verify", "tcp", "--variant", "kprobe", "--json", "--registry", str(registry))
+    out = json.loads(r.stdout)
+    assert r.returncode == 0 and out["ok"] and out["variant"] == "tracepoint", out
+    v = {x["variant"]: x for x in out["variants"]}
+    assert v["kprobe"]["reason"].startswith("forced by the config, but kprobes are not available")
