@@ -94,7 +94,7 @@ def host_run(registry, tmp_path_factory):
         e.stop()
     run = matrix.KernelRun(os.uname().release, "this machine (CI host)", matrix.rows(status, before, after),
                            work, {"exporter start": started, "total": time.monotonic() - t0})
-    REPORT.append(f"host {run.kernel}: {run.seconds}")
+    REPORT.append(f"host {run.kernel}: " + ", ".join(f"{k} {v:.1f} s" for k, v in run.seconds.items()))
     return run
 
 
