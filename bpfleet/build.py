@@ -32,18 +32,36 @@ class BuildResult:
 
 
 def inspect_object(path: Path):
-    """(maps, BTF records, program types) of an object file, via libbpf; no privileges needed."""
+    """(maps, BTF records, program types, program names) of an object file, via libbpf; no
+    privileges needed."""
     from exporter.libbpf import BpfObject, LibbpfError
     try:
         with BpfObject(str(path)) as obj:
-            return obj.maps(), obj.btf_records(), [p.type for p in obj.programs()]
+            progs = obj.programs()
+            return obj.maps(), obj.btf_records(), [p.type for p in progs], [p.name for p in progs]
     except LibbpfError as e:
         raise ProblemsError([Problem(str(path), "", f"not a loadable BPF object: {e.explain()}")])
 
 
+def variant_objects(m: manifest_mod.Manifest) -> list[str]:
+    """Stems of the variants' objects of their own (besides <name>.bpf.o)."""
+    return list(dict.fromkeys(v.object for v in m.variants if v.object))
+
+
 def check_manifest_against(m: manifest_mod.Manifest, obj_path: Path) -> schema.ProgramPlan:
-    maps, records, types = inspect_object(obj_path)
-    plan, problems = schema.bind(m, maps, records, types)
+    """Bind the manifest to the object and to every variant object beside it."""
+    from bpfleet import variants
+    plan, names, problems = None, {}, []
+    for stem in [None, *variant_objects(m)]:
+        path = obj_path if stem is None else obj_path.parent / f"{stem}.bpf.o"
+        if stem is not None and not path.is_file():
+            names[stem] = None
+            continue
+        maps, records, types, names[stem] = inspect_object(path)
+        p, found = schema.bind(m, maps, records, types)
+        problems += found
+        plan = plan or p
+    problems += variants.check(m, {k: v for k, v in names.items() if v is not None})
     if problems:
         raise ProblemsError(problems)
     return plan
@@ -75,15 +93,24 @@ def build_dir(src_dir: Path, registry: Path, include_dirs: list[Path] | None = N
         if m.name != src_dir.name:
             raise ProblemsError([Problem(m.path, "name", f"{m.name!r} must equal the directory "
                                          f"name {src_dir.name!r}")])
+        result.ref = f"{m.name}@{m.version}"
+        if m.bcc is not None:
+            return _publish_bcc(src_dir, m, registry, result)
         if not (src_dir / f"{m.name}.bpf.c").is_file():
             raise ProblemsError([Problem(str(src_dir), "", f"missing {m.name}.bpf.c")])
-        result.ref = f"{m.name}@{m.version}"
         with tempfile.TemporaryDirectory(prefix="bpfleet-build-") as tmp:
             staged = Path(tmp)
             obj = staged / f"{m.name}.bpf.o"
-            compile_program(src_dir, m.name, obj, [*(include_dirs or []), INCLUDE_DIR])
+            includes = [*(include_dirs or []), INCLUDE_DIR]
+            compile_program(src_dir, m.name, obj, includes)
+            for stem in variant_objects(m):
+                if not (src_dir / f"{stem}.bpf.c").is_file():
+                    raise ProblemsError([Problem(m.path, "variants", f"missing {stem}.bpf.c "
+                                                 "(a variant's `object`)")])
+                compile_program(src_dir, stem, staged / f"{stem}.bpf.o", includes)
             check_manifest_against(m, obj)
-            for f in [src_dir / "manifest.toml", src_dir / f"{m.name}.bpf.c", src_dir / f"{m.name}.h"]:
+            for f in [src_dir / "manifest.toml", src_dir / f"{m.name}.bpf.c", src_dir / f"{m.name}.h",
+                      *(src_dir / f"{stem}.bpf.c" for stem in variant_objects(m))]:
                 if f.is_file():
                     shutil.copy(f, staged / f.name)
             artifact, new = reg.publish(registry, m.name, m.version, staged, m.path)
@@ -93,10 +120,27 @@ def build_dir(src_dir: Path, registry: Path, include_dirs: list[Path] | None = N
     return result
 
 
+def _publish_bcc(src_dir: Path, m: manifest_mod.Manifest, registry: Path, result: BuildResult) -> BuildResult:
+    """A bcc-source program ships its C source: bcc compiles it on each host at load time, so
+    its table layouts are checked there (exporter/loader_bcc.py), not here."""
+    src = src_dir / f"{m.name}.bcc.c"
+    if not src.is_file():
+        raise ProblemsError([Problem(str(src_dir), "", f"missing {m.name}.bcc.c (the manifest has [bcc])")])
+    with tempfile.TemporaryDirectory(prefix="bpfleet-build-") as tmp:
+        for f in (src_dir / "manifest.toml", src):
+            shutil.copy(f, Path(tmp) / f.name)
+        artifact, new = reg.publish(registry, m.name, m.version, Path(tmp), m.path)
+    result.digest, result.status = artifact.digest, "built" if new else "unchanged"
+    return result
+
+
 def check_artifact(artifact: reg.Artifact) -> list[Problem]:
     m, problems = manifest_mod.load(str(artifact.manifest_path))
     if problems:
         return problems
+    if m.bcc is not None:   # layouts need bcc's compile on a host with headers: verify does it
+        src = artifact.dir / f"{m.name}.bcc.c"
+        return [] if src.is_file() else [Problem(str(artifact.dir), "", f"missing {src.name}")]
     try:
         check_manifest_against(m, artifact.object_path)
     except ProblemsError as e:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import tomli
 
 from bpfleet.problems import Problem
+# Kernel portability: attach variants and bcc-source programs, parsed in a module of their own.
+from bpfleet.manifest_kernel import BccAttach, BccSpec, VariantSpec, parse_bcc, parse_variants  # noqa: F401
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 METRIC_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
@@ -94,6 +96,8 @@ class Manifest:
     metrics: tuple[MetricSpec, ...] = ()
     events: tuple[EventSpec, ...] = ()
     budget: BudgetSpec | None = None
+    variants: tuple[VariantSpec, ...] = ()   # best first; () = one object, every program
+    bcc: BccSpec | None = None               # set: a bcc-source program (<name>.bcc.c)
 
 
 class _Reader:
@@ -144,7 +148,7 @@ def parse(text: str, path: str) -> tuple[Manifest | None, list[Problem]]:
         return None, [Problem(path, "", f"not valid TOML: {e}")]
     r = _Reader(path, problems)
     r.unknown(doc, {"name", "version", "description", "license", "requires", "knobs",
-                    "metrics", "events", "budget"}, "")
+                    "metrics", "events", "budget", "variants", "bcc"}, "")
     name = r.get(doc, "name", "", str, required=True, default="")
     if name and not NAME_RE.match(name):
         r.bad("name", f"{name!r} must match {NAME_RE.pattern}")
@@ -168,10 +172,15 @@ def parse(text: str, path: str) -> tuple[Manifest | None, list[Problem]]:
     budget = None
     if (b := r.get(doc, "budget", "", dict)) is not None:
         budget = parse_budget(r, b, "budget", knobs, complete=True)
+    variants = parse_variants(r, r.get(doc, "variants", "", list, default=[]), name)
+    bcc = None
+    if (b := r.get(doc, "bcc", "", dict)) is not None:
+        bcc = parse_bcc(r, b, doc)
     if problems:
         return None, problems
     return Manifest(path, name, version, description, license_,
-                    tuple(t for t in types if isinstance(t, str)), knobs, metrics, events, budget), []
+                    tuple(t for t in types if isinstance(t, str)), knobs, metrics, events, budget,
+                    variants=variants, bcc=bcc), []
 
 
 def _parse_knobs(r: _Reader, table: dict) -> dict:

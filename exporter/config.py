@@ -10,6 +10,7 @@ import tomli
 from bpfleet import manifest as manifest_mod
 from bpfleet.manifest import SEMVER_RE
 from bpfleet.problems import Problem, ProblemsError
+from exporter.btf_source import BtfConfig
 
 BUILTIN_PROGRAMS_DIR = Path(__file__).resolve().parent.parent / "programs"
 DEFAULT_LISTEN = "127.0.0.1:9436"
@@ -28,6 +29,7 @@ class ProgramConfig:
     # for every metric of the program, or {metric name: int}.
     budget: object = None
     max_series: object = None
+    variant: str | None = None   # force a [[variants]] entry; refused -> the normal choice
 
 
 REENABLE_POLICIES = ("manual", "after")
@@ -75,6 +77,7 @@ class Config:
     trusted_keys: tuple = ()                       # ed25519 public keys; set: only signed artifacts load
     otlp: OtlpConfig | None = None                 # None: the file has no [otlp] table
     breaker: BreakerConfig = BreakerConfig()
+    btf: BtfConfig = BtfConfig()                   # external BTF for kernels without their own
 
 
 def builtin_program_names() -> list[str]:
@@ -100,7 +103,7 @@ def parse(text: str, path: str) -> Config:
         raise ProblemsError([Problem(path, "", f"not valid TOML: {e}")])
     problems: list[Problem] = []
     known = {"listen", "registry", "pin_root", "admin_socket", "programs", "trusted_keys", "otlp",
-             "breaker"}
+             "breaker", "btf"}
     for k in doc:
         if k not in known:
             problems.append(Problem(path, k, f"unknown field (expected one of: {', '.join(sorted(known))})"))
@@ -130,11 +133,35 @@ def parse(text: str, path: str) -> Config:
             problems.extend(e.problems)
     otlp = _otlp(doc["otlp"], path, problems) if "otlp" in doc else None
     breaker = _breaker(doc["breaker"], path, problems) if "breaker" in doc else BreakerConfig()
+    btf = _btf(doc["btf"], path, problems) if "btf" in doc else BtfConfig()
     if problems:
         raise ProblemsError(problems)
     return Config(path, doc.get("listen", DEFAULT_LISTEN), doc.get("registry"),
                   doc.get("pin_root", DEFAULT_PIN_ROOT), doc.get("admin_socket", DEFAULT_ADMIN_SOCKET),
-                  programs, tuple(keys), otlp=otlp, breaker=breaker)
+                  programs, tuple(keys), otlp=otlp, breaker=breaker, btf=btf)
+
+
+def _btf(t, path: str, problems: list) -> BtfConfig:
+    """[btf]: dir = "/var/lib/bpfleet/btf" (holding <release>.btf), files = { release = path }."""
+    if not isinstance(t, dict):
+        problems.append(Problem(path, "btf", "expected a table: [btf] with dir and/or files"))
+        return BtfConfig()
+    before = len(problems)
+    for k in t:
+        if k not in ("dir", "files"):
+            problems.append(Problem(path, f"btf.{k}", "unknown field (expected one of: dir, files)"))
+    if "dir" in t and not isinstance(t["dir"], str):
+        problems.append(Problem(path, "btf.dir", f"expected a directory path, got {t['dir']!r}"))
+    files = t.get("files", {})
+    if not isinstance(files, dict):
+        problems.append(Problem(path, "btf.files", "expected a table of \"<kernel release>\" = \"<BTF file>\""))
+        files = {}
+    for release, f in files.items():
+        if not isinstance(f, str) or not f:
+            problems.append(Problem(path, f"btf.files.{release}", f"expected a BTF file path, got {f!r}"))
+    if len(problems) > before:
+        return BtfConfig()
+    return BtfConfig(t.get("dir"), dict(files))
 
 
 def _breaker(t, path: str, problems: list) -> BreakerConfig:
@@ -233,9 +260,12 @@ def _program(name: str, spec, path: str, problems: list) -> ProgramConfig | None
         return None
     before = len(problems)
     for k in spec:
-        if k not in ("version", "enabled", "knobs", "budget", "max_series"):
+        if k not in ("version", "enabled", "knobs", "budget", "max_series", "variant"):
             problems.append(Problem(path, f"{where}.{k}", "unknown field (expected version, enabled, "
-                                    "knobs, budget, max_series)"))
+                                    "knobs, budget, max_series, variant)"))
+    variant = spec.get("variant")
+    if variant is not None and (not isinstance(variant, str) or not re.match(r"^[a-z][a-z0-9_]*$", variant)):
+        problems.append(Problem(path, f"{where}.variant", f"expected a variant name like \"fentry\", got {variant!r}"))
     version = spec.get("version", "latest")
     if not isinstance(version, str) or not VERSION_RE.match(version):
         problems.append(Problem(path, f"{where}.version", f"{version!r} is not \"latest\" or MAJOR.MINOR.PATCH"))
@@ -272,7 +302,7 @@ def _program(name: str, spec, path: str, problems: list) -> ProgramConfig | None
     if len(problems) > before or enabled is False:
         return None
     return ProgramConfig(name, version, dict(knobs), budget,
-                         dict(max_series) if isinstance(max_series, dict) else max_series)
+                         dict(max_series) if isinstance(max_series, dict) else max_series, variant)
 
 
 def load(path: str | None) -> Config:

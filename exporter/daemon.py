@@ -14,7 +14,7 @@ import time
 
 from bpfleet.problems import ProblemsError
 from exporter import config as config_mod
-from exporter import exposition_proto, libbpf, otlp_settings, privileges, selfmetrics
+from exporter import btf_source, exposition_proto, libbpf, otlp_settings, privileges, selfmetrics
 from exporter.admin import make_admin_server
 from exporter.breaker import Breaker
 from exporter.exposition import render
@@ -98,9 +98,18 @@ class Exporter:
             p["budget"] = self.breaker.status(p["name"])
         return {"config": self.config.source, "registry": str(self.supervisor.registry),
                 "pid": os.getpid(), "uptime_seconds": round(time.time() - self.started, 3),
-                "kernel": os.uname().release, "programs": programs,
+                "kernel": os.uname().release, "btf": self.btf_status(), "programs": programs,
                 "otlp": redact(self.otlp.status()) if self.otlp else {"enabled": False},
                 "capabilities": self.capabilities}
+
+    def btf_status(self) -> dict:
+        """Which BTF CO-RE programs load against (exporter/btf_source.py)."""
+        try:
+            external = btf_source.resolve(self.config.btf, self.config.source)
+            error = None
+        except ProblemsError as e:
+            external, error = None, str(e)
+        return {"kernel": btf_source.kernel_has_btf(), "external_file": external, "error": error}
 
     def reload(self) -> dict:
         """Re-read the config file and apply it. -> {where: error} for what went wrong."""
@@ -165,11 +174,17 @@ def clean_stale_pins(pin_root: str) -> None:
 
 def print_check_report(exporter: Exporter) -> bool:
     status = exporter.status()["programs"]
-    ok = all(s["state"] == "attached" for s in status) and bool(status)
+    fine = ("attached", "not_applicable")
+    ok = all(s["state"] in fine for s in status) and bool(status)
     for s in status:
-        mark = "ok  " if s["state"] == "attached" else "FAIL"
+        mark = "ok  " if s["state"] in fine else "FAIL"
         print(f"{mark} {s['name']}@{s['version'] or s['wanted_version']}: {s['state']}"
-              + (f" — {s['error']}" if s["error"] else ""))
+              + (f" (variant {s['variant']})" if s.get("variant") else "")
+              + (f" — {s['error']}" if s["error"] else "")
+              + (f" — {s['not_applicable']}" if s.get("not_applicable") else ""))
+        for v in s.get("variants", ()):
+            if v["state"] != "running":
+                print(f"     variant {v['variant']}: {v['state']}: {v['reason']}")
         if s.get("verifier_log"):
             print("     " + s["verifier_log"].replace("\n", "\n     "))
     return ok

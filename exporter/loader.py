@@ -9,7 +9,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 
-from bpfleet import manifest as manifest_mod, schema
+from bpfleet import manifest as manifest_mod, schema, variants as variants_mod
 from bpfleet.problems import Problem, ProblemsError
 from bpfleet.registry import Artifact
 from exporter import handover, libbpf
@@ -31,8 +31,9 @@ NO_ATTACH_TARGET = ("; libbpf cannot attach this section by itself: xdp, tc and 
 class LoadError(Exception):
     """A program could not be loaded or attached; `where` is the file (and field) to blame."""
 
-    def __init__(self, where: str, message: str, log_tail: str = ""):
+    def __init__(self, where: str, message: str, log_tail: str = "", variants: tuple = ()):
         self.where, self.message, self.log_tail = where, message, log_tail
+        self.variants = variants     # Verdicts, when the program has [[variants]]
         super().__init__(f"{where}: {message}" + (f"\n{log_tail}" if log_tail else ""))
 
     @classmethod
@@ -69,6 +70,8 @@ class LoadedProgram:
     event_sink: object = None
     loaded_at: float = field(default_factory=time.time)
     generation: int = 1          # see exporter/handover.py
+    variant: str | None = None   # the [[variants]] entry that runs; None: the program has none
+    variants: tuple = ()         # a variants_mod.Verdict for every variant
 
     @property
     def name(self) -> str:
@@ -138,6 +141,8 @@ def _plan(artifact: Artifact, obj: libbpf.BpfObject) -> schema.ProgramPlan:
 
 
 def _probe(plan: schema.ProgramPlan) -> None:
+    if plan.manifest.variants:   # each variant's own requirements are probed (exporter/variant_load.py)
+        return
     for t in plan.manifest.program_types:
         if t in UNPROBEABLE_TYPES:
             continue
@@ -173,8 +178,11 @@ def knob_bytes(plan: schema.ProgramPlan, knobs: dict, where: str) -> dict[str, b
     return out
 
 
-def _refusal_hint(e: libbpf.LibbpfError) -> str:
+def _refusal_hint(e: libbpf.LibbpfError, btf_custom_path: str | None = None) -> str:
     """Why a load without a verifier log failed, where we can tell."""
+    if btf_custom_path and "CO-RE relocation" in e.log + "".join(e.messages):
+        return (f" — CO-RE relocations failed against the external BTF file {btf_custom_path}: "
+                "it does not describe this kernel's types (a file for another kernel release?)")
     if e.errno == 1 and re.search(r'SEC\("(fentry|fexit|fmod_ret|lsm)', e.what):
         return (" — this kernel refuses this attach type (BPF trampolines or BPF-LSM are not"
                 " available here); the program needs a tracepoint / tp_btf variant")
@@ -186,17 +194,31 @@ def _kernel_load(obj: libbpf.BpfObject, artifact: Artifact) -> None:
         obj.load()
     except libbpf.LibbpfError as e:
         tail = "\n".join(e.log.strip().splitlines()[-VERIFIER_TAIL_LINES:]) or "\n".join(e.messages[-10:])
-        raise LoadError(str(artifact.object_path), f"kernel refused to load: {e}{_refusal_hint(e)}", tail)
+        raise LoadError(obj.path, f"kernel refused to load: {e}{_refusal_hint(e, obj.btf_custom_path)}", tail)
 
 
-def _open_configured(artifact: Artifact, knobs: dict, config_where: str):
-    """Open the object, bind its manifest, probe the kernel and write the knobs. -> (obj, plan)"""
+def object_path(artifact: Artifact, variant: manifest_mod.VariantSpec | None):
+    return artifact.dir / f"{variant.object}.bpf.o" if variant and variant.object else artifact.object_path
+
+
+def _open_configured(artifact: Artifact, knobs: dict, config_where: str,
+                     variant: manifest_mod.VariantSpec | None = None, btf_path: str | None = None):
+    """Open the object (the variant's; CO-RE against `btf_path` if given, else the kernel's own
+    BTF), bind its manifest, probe the kernel, write the knobs, turn off the other variants'
+    programs. -> (obj, plan)"""
+    path = object_path(artifact, variant)
     try:
-        obj = libbpf.BpfObject(str(artifact.object_path))
+        obj = libbpf.BpfObject(str(path), btf_path)
     except libbpf.LibbpfError as e:
-        raise LoadError(str(artifact.object_path), f"not a loadable BPF object: {e.explain()}")
+        raise LoadError(str(path), f"not a loadable BPF object: {e.explain()}")
     try:
         plan = _plan(artifact, obj)
+        if variant is not None:
+            names = [p.name for p in obj.programs()]
+            wanted = variants_mod.programs_of(variant, plan.manifest.variants, names)
+            for name in names:
+                if name not in wanted:
+                    obj.set_autoload(name, False)
         _probe(plan)
         try:
             encoded = knob_bytes(plan, knobs, config_where)
@@ -210,19 +232,59 @@ def _open_configured(artifact: Artifact, knobs: dict, config_where: str):
         raise
 
 
-def verify_program(artifact: Artifact, knobs: dict, config_where: str) -> schema.ProgramPlan:
-    """Everything a load does but attach: manifest, BTF binding, kernel probe, knobs, verifier.
-    Nothing runs and nothing stays loaded (the rollout preflight)."""
-    obj, plan = _open_configured(artifact, knobs, config_where)
-    with obj:
-        _kernel_load(obj, artifact)
-    return plan
+def _manifest(artifact: Artifact) -> manifest_mod.Manifest:
+    m, problems = manifest_mod.load(str(artifact.manifest_path))
+    if problems:
+        raise LoadError.from_problems(problems)
+    return m
+
+
+def _bcc_manifest(artifact: Artifact):
+    """The manifest if `artifact` is a bcc-source program, else None."""
+    m = _manifest(artifact)
+    return m if m.bcc is not None else None
+
+
+def verify_program(artifact: Artifact, knobs: dict, config_where: str,
+                   variant: str | None = None, btf_path: str | None = None):
+    """Everything a load does but attach: manifest, BTF binding, kernel probe, knobs, verifier,
+    variant choice. Nothing runs and nothing stays loaded (the rollout preflight).
+    -> (plan, the variant that would run or None, verdicts)"""
+    if (m := _bcc_manifest(artifact)) is not None:
+        from exporter.loader_bcc import verify_bcc
+        return verify_bcc(artifact, m), None, ()
+
+    def attempt(obj, plan):
+        with obj:
+            _kernel_load(obj, artifact)
+        return plan
+    from exporter.variant_load import with_variants   # it imports LoadError from here
+    return with_variants(_manifest(artifact), variant, config_where, attempt,
+                         lambda v: _open_configured(artifact, knobs, config_where, v, btf_path))
 
 
 def load_program(artifact: Artifact, knobs: dict, pin_root: str, config_where: str,
-                 previous: LoadedProgram | None = None) -> tuple[LoadedProgram, list[str]]:
-    """Open, check, set knobs, load and attach `artifact`. -> (program, maps shared with `previous`)."""
-    obj, plan = _open_configured(artifact, knobs, config_where)
+                 previous: LoadedProgram | None = None, variant: str | None = None,
+                 btf_path: str | None = None) -> tuple[LoadedProgram, list[str]]:
+    """Open, check, set knobs, load and attach the best variant of `artifact` (`variant`:
+    the config forces one; docs/manifest.md#variants). -> (program, maps shared with `previous`)."""
+    if (m := _bcc_manifest(artifact)) is not None:
+        from exporter.loader_bcc import load_bcc
+        if knobs or variant:
+            raise LoadError(config_where, "a bcc-source program has no knobs and no variants")
+        return load_bcc(artifact, m, pin_root), []
+
+    def attempt(obj, plan):
+        return _load_attach(artifact, obj, plan, knobs, pin_root, previous)
+    from exporter.variant_load import with_variants
+    (prog, reused), name, verdicts = with_variants(
+        _manifest(artifact), variant, config_where, attempt,
+        lambda v: _open_configured(artifact, knobs, config_where, v, btf_path))
+    prog.variant, prog.variants = name, verdicts
+    return prog, reused
+
+
+def _load_attach(artifact, obj, plan, knobs, pin_root, previous):
     try:
         generation = previous.generation + 1 if previous else 1
         gated = handover.set_generation(obj, generation)
@@ -240,7 +302,7 @@ def load_program(artifact: Artifact, knobs: dict, pin_root: str, config_where: s
         try:
             obj.attach_all()
         except libbpf.LibbpfError as e:
-            raise LoadError(str(artifact.object_path), f"could not attach: {e.explain(2)}"
+            raise LoadError(obj.path, f"could not attach: {e.explain(2)}"
                             + (NO_ATTACH_TARGET if e.errno == errno.EOPNOTSUPP else ""))
         if previous is not None:
             if gate_shared:

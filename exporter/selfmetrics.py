@@ -27,6 +27,12 @@ def families(snap: Snapshot, last_scrape_seconds: float | None) -> list[Family]:
         if slot.version:
             info.append(("", render_labels([("program", slot.name), ("version", slot.version),
                                             ("digest", slot.digest)]), 1))
+    variant = [("", render_labels([("program", slot.name), ("variant", v.variant),
+                                   ("state", v.state), ("reason", v.reason)]),
+                1 if v.state == "running" else 0)
+               for slot in snap.slots for v in slot.variants]
+    not_applicable = [("", render_labels([("program", slot.name), ("reason", slot.not_applicable)]), 1)
+                      for slot in snap.slots if slot.not_applicable]
     run_ns, run_cnt, rb_events, rb_drops, rb_backlog, rb_size, rb_capped = [], [], [], [], [], [], []
     entries, max_entries, fill, read_s = [], [], [], []
     limit, overflow, dropped = [], [], []
@@ -59,6 +65,10 @@ def families(snap: Snapshot, last_scrape_seconds: float | None) -> list[Family]:
                [("", render_labels([("version", BUILD_VERSION), ("kernel", os.uname().release)]), 1)]),
         _gauge("bpfleet_program_info", "Programs running, with version and artifact digest", info),
         _gauge("bpfleet_program_attached", "1 if the program is loaded and attached", attached),
+        _gauge("bpfleet_program_not_applicable", "1 for a program that cannot run on this host by "
+               "design (a bcc-source program without kernel headers), with the reason", not_applicable),
+        _gauge("bpfleet_program_variant", "Attach variants of each program: 1 for the one that runs; "
+               "state and reason say why each other one was passed over", variant),
         _counter("bpfleet_program_load_errors_total", "Failed loads, attaches and upgrades", load_errors),
         _counter("bpfleet_read_errors_total", "Snapshots in which the program's maps could not be read", read_errors),
         _counter("bpfleet_program_run_time_seconds_total", "Kernel CPU time spent in the BPF program (bpf_stats)", run_ns),

@@ -59,6 +59,8 @@ class SlotState:
     digest: str | None
     load_errors: int
     read_errors: int
+    variants: tuple = ()      # bpfleet.variants.Verdict of every [[variants]] entry
+    not_applicable: str | None = None   # why the program cannot run on this host
 
 
 @dataclass(frozen=True)

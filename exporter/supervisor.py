@@ -14,9 +14,12 @@ from pathlib import Path
 
 from bpfleet import manifest as manifest_mod, registry as reg
 from bpfleet.problems import Problem, ProblemsError
+from exporter import btf_source
+from exporter.btf_source import BtfConfig
 from exporter.config import Config, ProgramConfig
 from exporter.limits import DEFAULT_MAX_SERIES
 from exporter.loader import LoadError, LoadedProgram, load_program
+from exporter.loader_bcc import NotApplicable
 from exporter.snapshot import SlotState, Snapshot
 
 log = logging.getLogger("bpfleet.exporter")
@@ -46,6 +49,8 @@ class Slot:
     last_change: float = field(default_factory=time.time)
     last_swap_seconds: float | None = None
     tripped: str | None = None      # why the circuit breaker detached it (exporter/breaker.py)
+    variants: tuple = ()            # the last load's variant verdicts (bpfleet/variants.py)
+    not_applicable: str | None = None   # why it cannot run on this host (bcc without headers)
 
     def status(self) -> dict:
         p = self.running
@@ -55,7 +60,9 @@ class Slot:
             "version": p.artifact.version if p else None,
             "digest": p.artifact.digest if p else None,
             "state": "attached" if p and p.obj.attached else "tripped" if self.tripped
-                     else "failed" if self.error else "stopped",
+                     else "failed" if self.error
+                     else "not_applicable" if self.not_applicable else "stopped",
+            "not_applicable": self.not_applicable,
             "tripped": self.tripped,
             "error": self.error,
             "verifier_log": self.verifier_log or None,
@@ -63,6 +70,9 @@ class Slot:
             "knobs": p.knobs if p else self.wanted.knobs,
             "last_change": self.last_change,
             "last_swap_seconds": self.last_swap_seconds,
+            "variant": p.variant if p else None,
+            "variant_forced": self.wanted.variant,
+            "variants": [v.as_dict() for v in self.variants],
         }
 
 
@@ -74,6 +84,7 @@ class Supervisor:
         # The config's [programs.<name>] tables: per-host overrides (max_series, budget) hold
         # whoever deploys, the config or the admin API.
         self.program_configs: dict[str, ProgramConfig] = {}
+        self.btf = BtfConfig()          # the config's [btf] (exporter/btf_source.py)
         self.lock = threading.RLock()
         self.on_change = lambda: None   # called after every load, upgrade and unload
 
@@ -84,6 +95,7 @@ class Supervisor:
             self.config_source = config.source
             self.trusted_keys = [Path(k) for k in config.trusted_keys]
             self.program_configs = dict(config.programs)
+            self.btf = config.btf
             results = {}
             for name in [n for n in self.slots if n not in config.programs]:
                 self.unload(name)
@@ -118,8 +130,15 @@ class Supervisor:
                 _fault_crash_on_load(artifact.ref)
                 self._check_metric_names(artifact)
                 self._check_overrides(artifact)
+                btf_path = btf_source.resolve(self.btf, self.config_source)
                 new, reused = load_program(artifact, pc.knobs, self.pin_root,
-                                           f"{self.config_source}: programs.{pc.name}", old)
+                                           f"{self.config_source}: programs.{pc.name}", old,
+                                           pc.variant, btf_path)
+            except NotApplicable as e:
+                slot.not_applicable, slot.error, slot.last_change = e.message, None, time.time()
+                self.on_change()
+                log.info("program %s is not applicable on this host: %s", pc.name, e.message)
+                return None
             except (LoadError, ProblemsError) as e:
                 return self._failed(slot, e, old)
             # The new version is attached and the old one detached (exporter/handover.py).
@@ -127,7 +146,7 @@ class Supervisor:
                 old.close()
             slot.last_swap_seconds = time.perf_counter() - t0 if old else None
             slot.running, slot.error, slot.verifier_log = new, None, ""
-            slot.tripped = None
+            slot.tripped, slot.variants, slot.not_applicable = None, new.variants, None
             self._apply_limits(new)
             slot.last_change = time.time()
             self.on_change()
@@ -184,6 +203,8 @@ class Supervisor:
         self.on_change()
         slot.error = str(e).splitlines()[0] if isinstance(e, LoadError) else str(e)
         slot.verifier_log = getattr(e, "log_tail", "")
+        if old is None:
+            slot.variants = getattr(e, "variants", ())
         slot.last_change = time.time()
         if old is not None:
             log.error("upgrade of %s failed, still serving %s: %s", slot.name, old.artifact.ref, e)
@@ -241,7 +262,8 @@ class Supervisor:
             slots = tuple(SlotState(s.name, bool(s.running and s.running.obj.attached),
                                     s.running.artifact.version if s.running else None,
                                     s.running.artifact.digest if s.running else None,
-                                    s.load_errors, s.read_errors) for s in self.slots.values())
+                                    s.load_errors, s.read_errors, s.variants, s.not_applicable)
+                          for s in self.slots.values())
             return Snapshot(time.time_ns(), time.monotonic(), tuple(programs), slots,
                             time.perf_counter() - t0)
 
@@ -282,7 +304,7 @@ class Supervisor:
 def _same(slot: Slot, pc: ProgramConfig, registry: Path) -> bool:
     """Is `pc` exactly what already runs (same resolved version, same knobs)?"""
     running = slot.running
-    if running.knobs != pc.knobs:
+    if running.knobs != pc.knobs or slot.wanted.variant != pc.variant:
         return False
     if pc.version != "latest":
         return pc.version == running.artifact.version

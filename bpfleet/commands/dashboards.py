@@ -41,12 +41,16 @@ def add_parser(sub, registry_arg) -> None:
 def views_from_registry(registry: Path, names: list[str] | None = None) -> list:
     """ProgramView of the latest version of each program (all, or `names`) in a registry."""
     from bpfleet.dashboards import from_plan
+    from bpfleet.dashboards.model import from_bcc_manifest
     views = []
     for name in names if names is not None else reg.names(registry):
         artifact = reg.resolve(registry, name)
         m, problems = manifest_mod.load(str(artifact.manifest_path))
         if problems:
             raise ProblemsError(problems)
+        if m.bcc is not None:
+            views.append(from_bcc_manifest(m))
+            continue
         views.append(from_plan(build.check_manifest_against(m, artifact.object_path)))
     return views
 

@@ -65,6 +65,10 @@ def add_parser(sub, registry_arg) -> None:
                    help="knob value (integer or true/false); repeatable")
     v.add_argument("--trusted-key", action="append", default=[], type=Path, metavar="PUBKEY",
                    help="refuse the artifact unless signed by this ed25519 public key")
+    v.add_argument("--variant", metavar="NAME", help="try this attach variant first "
+                   "(docs/manifest.md#variants); the report says which one would run")
+    v.add_argument("--btf", metavar="FILE", help="external BTF file for CO-RE on a kernel "
+                   "without its own BTF (btfhub style)")
     v.add_argument("--json", action="store_true", help="print the result as JSON")
     registry_arg(v)
     v.set_defaults(run=run_verify)
@@ -173,23 +177,41 @@ def _knob(text: str):
 
 def run_verify(args) -> int:
     from exporter.loader import LoadError, verify_program
+    from exporter.loader_bcc import NotApplicable
     name, _, version = args.ref.partition("@")
     result = {"program": args.ref, "kernel": os.uname().release, "ok": False, "error": None,
               "verifier_log": None}
     try:
         knobs = dict(_knob(k) for k in args.knob)
+        if args.btf:
+            from exporter.libbpf.probe import btf_file_error
+            if not os.path.isfile(args.btf):
+                raise ValueError(f"--btf {args.btf}: no such file")
+            if (why := btf_file_error(args.btf)) is not None:
+                raise ValueError(f"--btf {args.btf}: not a BTF file: {why}")
         artifact = reg.resolve(Path(args.registry), name, version or "latest", args.trusted_key)
         result["program"], result["digest"] = artifact.ref, artifact.digest
-        verify_program(artifact, knobs, "--knob")
+        _plan, result["variant"], verdicts = verify_program(artifact, knobs, "--knob", args.variant,
+                                                            args.btf)
+        result["variants"] = [v.as_dict() for v in verdicts]
         result["ok"] = True
     except (ValueError, ProblemsError) as e:
         result["error"] = str(e)
+    except NotApplicable as e:   # a bcc-source program on a host without kernel headers
+        result["ok"], result["not_applicable"] = True, e.message
     except LoadError as e:
         result["error"], result["verifier_log"] = f"{e.where}: {e.message}", e.log_tail or None
+        result["variants"] = [v.as_dict() for v in e.variants]
     if args.json:
         print(json.dumps(result, indent=2))
+    elif result.get("not_applicable"):
+        print(f"n/a   {result['program']} on {result['kernel']}: {result['not_applicable']}")
     elif result["ok"]:
-        print(f"ok    {result['program']} loads on {result['kernel']} (not attached)")
+        print(f"ok    {result['program']} loads on {result['kernel']} (not attached)"
+              + (f", variant {result['variant']}" if result.get("variant") else ""))
+        for v in result.get("variants", ()):
+            if v["state"] != "running":
+                print(f"      variant {v['variant']}: {v['state']}: {v['reason']}")
     else:
         print(f"FAIL  {result['program']} on {result['kernel']}: {result['error']}", file=sys.stderr)
         if result["verifier_log"]:

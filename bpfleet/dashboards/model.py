@@ -57,3 +57,15 @@ def from_plan(plan) -> ProgramView:
         knobs=tuple(KnobView(k.name, k.default, k.description) for k in m.knobs.values()),
         hash_maps=any("hash" in mp.map_type for mp in plan.metrics),
     )
+
+
+def from_bcc_manifest(m) -> ProgramView:
+    """A bcc-source program's manifest -> ProgramView, without compiling it (no kernel headers
+    needed): its labels are the manifest's labels.<field> entries, which for bcc programs must
+    name every key field (exporter/loader_bcc.py checks that against the compiled tables)."""
+    metrics = []
+    for s in m.metrics:
+        labels = tuple(lp.name for lp in s.labels.values() if not lp.drop)
+        metrics.append(MetricView(s.name, s.type, s.help, labels, s.type == "histogram" and s.sum is not None))
+    return ProgramView(name=m.name, description=m.description, metrics=tuple(metrics),
+                       ring_buffers=tuple(e.map for e in m.events), hash_maps=True)

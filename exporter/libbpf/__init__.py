@@ -44,6 +44,12 @@ def probe_prog_type(name: str) -> bool:
     return t is not None and ffi._probe_prog_type(t, None) == 1
 
 
+def map_type_name(type_id: int) -> str:
+    """libbpf's name of a BPF map type number ("hash", "percpu_array", ...)."""
+    name = ffi._map_type_str(type_id)
+    return name.decode() if name else f"map type {type_id}"
+
+
 def known_prog_types() -> set[str]:
     return set(_prog_type_ids())
 

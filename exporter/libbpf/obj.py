@@ -44,13 +44,27 @@ def _iter(next_fn, obj):
         yield cur
 
 
-class BpfObject:
-    """An opened (and later loaded) BPF ELF object. Not thread-safe; one owner at a time."""
+class _OpenOpts(C.Structure):
+    """The head of struct bpf_object_open_opts (libbpf 1.x), up to btf_custom_path."""
+    _fields_ = [("sz", C.c_size_t), ("object_name", C.c_char_p), ("relaxed_maps", C.c_bool),
+                ("pin_root_path", C.c_char_p), ("_attach_prog_fd", C.c_uint32),
+                ("kconfig", C.c_char_p), ("btf_custom_path", C.c_char_p)]
 
-    def __init__(self, path: str):
-        self.path = path
+
+class BpfObject:
+    """An opened (and later loaded) BPF ELF object. Not thread-safe; one owner at a time.
+
+    `btf_custom_path`: a BTF file describing the running kernel, for CO-RE relocations on a
+    kernel without its own BTF (btfhub style)."""
+
+    def __init__(self, path: str, btf_custom_path: str | None = None):
+        self.path, self.btf_custom_path = path, btf_custom_path
+        opts = None
+        if btf_custom_path:
+            opts = _OpenOpts(sz=C.sizeof(_OpenOpts), btf_custom_path=os.fsencode(btf_custom_path))
+            self._opts = opts   # libbpf keeps the path string until load
         with ffi._Capture() as lines:
-            self._obj = ffi._check_ptr(ffi._open_file(os.fsencode(path), None),
+            self._obj = ffi._check_ptr(ffi._open_file(os.fsencode(path), C.byref(opts) if opts else None),
                                        f"open {path}", lines)
         self._maps = {_str(ffi._map_name(m)): m for m in _iter(ffi._next_map, self._obj)}
         self._progs = {_str(ffi._prog_name(p)): p for p in _iter(ffi._next_prog, self._obj)}

@@ -6,6 +6,11 @@
  * By default the clock starts when the request is issued to the driver, so
  * the histogram is device time. With the `queued` knob it starts when the
  * request enters the I/O scheduler instead.
+ *
+ * Two attach variants (manifest.toml [[variants]]) for issue and completion:
+ * "fentry" on blk_mq_start_request / blk_update_request, the functions that
+ * fire the block_rq_issue / block_rq_complete tracepoints, and "tp_btf" on
+ * those tracepoints. Insert (queued mode) is the tp_btf program in both.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -76,6 +81,13 @@ int BPF_PROG(block_rq_issue, struct request *rq)
 	return trace_rq_start(rq, true);
 }
 
+SEC("fentry/blk_mq_start_request")
+int BPF_PROG(fentry_start_request, struct request *rq)
+{
+	BPFLEET_GATE();
+	return trace_rq_start(rq, true);
+}
+
 /*
  * An all-zero histogram to create new entries from: at 66 slots it is too big for the 512-byte
  * BPF stack, and .rodata is for knobs only. Nothing ever writes to it.
@@ -107,16 +119,13 @@ static __always_inline struct bio_hist *lookup_hist(const struct disk_op *key)
  * fires several times: latency is taken at the first one (the start entry
  * is deleted), bytes are added at every one.
  */
-SEC("tp_btf/block_rq_complete")
-int BPF_PROG(block_rq_complete, struct request *rq, blk_status_t error, unsigned int nr_bytes)
+static __always_inline int trace_rq_complete(struct request *rq, unsigned int nr_bytes)
 {
 	struct gendisk *disk;
 	struct bio_hist *hist;
 	struct disk_op key;
 	__u64 *tsp, delta_units = 0;
 	bool timed = false;
-
-	BPFLEET_GATE();
 
 	tsp = bpf_map_lookup_elem(&start, &rq);
 	if (tsp) {
@@ -151,6 +160,21 @@ int BPF_PROG(block_rq_complete, struct request *rq, blk_status_t error, unsigned
 		hist->sum += delta_units;
 	}
 	return 0;
+}
+
+SEC("tp_btf/block_rq_complete")
+int BPF_PROG(block_rq_complete, struct request *rq, blk_status_t error, unsigned int nr_bytes)
+{
+	BPFLEET_GATE();
+	return trace_rq_complete(rq, nr_bytes);
+}
+
+/* The tracepoint fires at the top of blk_update_request with the same arguments. */
+SEC("fentry/blk_update_request")
+int BPF_PROG(fentry_update_request, struct request *rq, blk_status_t error, unsigned int nr_bytes)
+{
+	BPFLEET_GATE();
+	return trace_rq_complete(rq, nr_bytes);
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -143,7 +143,7 @@ MISTAKES = [
     # (id, text, field, words in the message)
     ("invalid TOML", "listen = \n", "", ["not valid TOML"]),
     ("unknown top-level field", 'lisen = ":1"\n', "lisen",
-     ["unknown field", "admin_socket, breaker, listen, otlp, pin_root, programs, registry"]),
+     ["unknown field", "admin_socket, breaker, btf, listen, otlp, pin_root, programs, registry"]),
     ("bad listen", 'listen = "9436"\n', "listen", ["'9436' is not HOST:PORT"]),
     ("listen port too large", 'listen = "0.0.0.0:70000"\n', "listen", ["is not HOST:PORT"]),
     ("listen not a string", "listen = 9436\n", "listen", ["expected a string", "9436"]),
@@ -253,3 +253,41 @@ def test_any_edit_of_a_valid_config_parses_or_is_reported(doc):
         assert e.problems and all(p.file == PATH and p.message for p in e.problems)
     else:
         assert isinstance(c, Config)
+
+
+# ---------------------------------------------------------------- variants and external BTF
+
+def test_variant_and_btf_parse():
+    c = parse('[programs.tcp]\nvariant = "kprobe"\n[btf]\ndir = "/var/lib/bpfleet/btf"\n'
+              'files = { "5.4.0-42-generic" = "/srv/btf/5.4.0-42-generic.btf" }\n', PATH)
+    assert c.programs["tcp"].variant == "kprobe"
+    assert c.btf.dir == "/var/lib/bpfleet/btf"
+    assert c.btf.files == {"5.4.0-42-generic": "/srv/btf/5.4.0-42-generic.btf"}
+
+
+@pytest.mark.parametrize("text, field, words", [
+    ('[programs.tcp]\nvariant = 3\n', "programs.tcp.variant", "expected a variant name"),
+    ('[programs.tcp]\nvariant = "Fentry!"\n', "programs.tcp.variant", "expected a variant name"),
+    ('btf = "/x"\n', "btf", "expected a table"),
+    ('[btf]\ndirs = "/x"\n', "btf.dirs", "unknown field"),
+    ('[btf]\ndir = 1\n', "btf.dir", "expected a directory path"),
+    ('[btf]\nfiles = ["/x"]\n', "btf.files", "expected a table"),
+    ('[btf]\nfiles = { "6.1.0" = 5 }\n', "btf.files.6.1.0", "expected a BTF file path"),
+])
+def test_bad_variant_and_btf(text, field, words):
+    problems = problems_of(text)
+    assert any(p.field == field and words in p.message for p in problems), problems
+
+
+def test_btf_resolution(tmp_path, monkeypatch):
+    from exporter import btf_source
+    from exporter.btf_source import BtfConfig
+    monkeypatch.setenv(btf_source.KERNEL_BTF_ENV, str(tmp_path / "none"))
+    with pytest.raises(ProblemsError) as e:
+        btf_source.resolve(BtfConfig(), PATH, "5.4.0-42-generic")
+    assert e.value.problems[0].field == "btf" and "has no BTF" in e.value.problems[0].message
+    with pytest.raises(ProblemsError) as e:
+        btf_source.resolve(BtfConfig(dir=str(tmp_path)), PATH, "5.4.0-42-generic")
+    assert e.value.problems[0].field == "btf.dir" and "no such file" in e.value.problems[0].message
+    monkeypatch.setenv(btf_source.KERNEL_BTF_ENV, "/sys/kernel/btf/vmlinux")
+    assert btf_source.resolve(BtfConfig(dir=str(tmp_path)), PATH, "5.4.0-42-generic") is None

@@ -34,6 +34,23 @@ from prometheus_client.parser import text_string_to_metric_families
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAMS_DIR = ROOT / "programs"
 BUILTINS = sorted(d.name for d in PROGRAMS_DIR.iterdir() if (d / "manifest.toml").is_file())
+
+
+def is_bcc_program(name: str) -> bool:
+    return "[bcc]" in (PROGRAMS_DIR / name / "manifest.toml").read_text()
+
+
+def loads_here(name: str) -> bool:
+    """bcc-source programs (docs/manifest.md#bcc-source-programs) load only where bcc finds
+    kernel headers; elsewhere the exporter reports them not_applicable."""
+    if not is_bcc_program(name):
+        return True
+    from exporter.bccsource import not_applicable_reason
+    return not_applicable_reason() is None
+
+
+# The built-ins this machine can run: what tests wait to see attached.
+LOADABLE = [n for n in BUILTINS if loads_here(n)]
 _VENV_BPFLEET = ROOT / ".venv" / "bin" / "bpfleet"
 BPFLEET = [str(_VENV_BPFLEET)] if _VENV_BPFLEET.exists() else [sys.executable, "-m", "bpfleet.cli"]
 BPF_FS = Path("/sys/fs/bpf")

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from harness import BUILTINS, Metrics, deadline_poll
+from harness import BUILTINS, LOADABLE, Metrics, deadline_poll
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 
@@ -26,7 +26,7 @@ def exporter(module_exporters):
     progs = {name: {} for name in BUILTINS}
     progs["syscalls"] = {"knobs": {"by_process": True}}
     e = module_exporters(progs)
-    e.wait_attached(*BUILTINS)
+    e.wait_attached(*LOADABLE)
     return e
 
 

@@ -1,0 +1,208 @@
+"""The kernel matrix's runs: every built-in program in one exporter on this machine's kernel,
+and in one lab VM (Debian bookworm's 6.1 kernel, image variant "bcc": kernel headers and
+python3-bpfcc, so bcc-source programs compile there). Each run: start the exporter, scrape,
+run workload.py, scrape until every program's metric grew (or a deadline), read /status.
+The module writes docs/kernel-matrix.md from the runs (matrix.py)."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from harness import BUILTINS, PROGRAMS_DIR, ROOT, build
+import matrix
+
+HERE = Path(__file__).resolve().parent
+DOC = ROOT / "docs" / "kernel-matrix.md"
+REPORT: list[str] = []
+# This suite's own lab (env wins): apart from the other test labs and from a developer's.
+LAB = {"BPFLEET_LAB_DIR": "/var/lib/bpfleet-lab-kmx", "BPFLEET_LAB_PREFIX": "bpflkmx",
+       "BPFLEET_LAB_SUBNET": "10.213.230.0/24", "BPFLEET_LAB_PORT_BASE": "43100"}
+VM_MEMORY_MB = 1024          # clang inside bcc needs more than the lab's default 512
+EXPORTER_READY_S = 900       # bcc compiles two programs under TCG
+COUNT_DEADLINE_S = 180
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "vm: boots QEMU VMs of the lab (minutes on a fresh machine)")
+
+
+def pytest_terminal_summary(terminalreporter):
+    if REPORT:
+        terminalreporter.section("bpfleet kernel matrix")
+        for line in REPORT:
+            terminalreporter.write_line(line)
+
+
+def settled(status: dict) -> bool:
+    return bool(status.get("programs")) and all(p["state"] not in ("stopped",) for p in status["programs"])
+
+
+def grown(status: dict, before: str, after: str) -> bool:
+    """Has every attached program's metric grown by what the workload did?"""
+    return all(r.counted >= r.wanted for r in matrix.rows(status, before, after) if r.state == "attached")
+
+
+def measure(get, run_workload) -> tuple[dict, str, str, dict]:
+    """(status, metrics before, metrics after, workload summary) of one exporter."""
+    status = json.loads(get("/status"))
+    before = get("/metrics")
+    work = run_workload()
+    end = time.monotonic() + COUNT_DEADLINE_S
+    while True:      # counters are read from maps on scrape; wait for every program's growth
+        after = get("/metrics")
+        if grown(status, before, after) or time.monotonic() > end:
+            break
+        time.sleep(1)
+    return json.loads(get("/status")), before, after, work
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory) -> Path:
+    reg = tmp_path_factory.mktemp("matrix-registry")
+    build(reg, *(PROGRAMS_DIR / n for n in BUILTINS))
+    return reg
+
+
+@pytest.fixture(scope="session")
+def host_run(registry, tmp_path_factory):
+    from harness import Exporter
+    if os.geteuid() != 0:
+        pytest.skip("the kernel matrix loads BPF programs: run as root")
+    t0 = time.monotonic()
+    e = Exporter(tmp_path_factory.mktemp("matrix-host"), registry, {n: {} for n in BUILTINS}).start()
+    try:
+        end = time.monotonic() + 60
+        while not settled(e.status()) and time.monotonic() < end:
+            time.sleep(0.2)
+        started = time.monotonic() - t0
+
+        def workload():
+            r = subprocess.run([sys.executable, str(HERE / "workload.py")], capture_output=True,
+                               text=True, check=True, timeout=300)
+            return json.loads(r.stdout)
+        status, before, after, work = measure(lambda p: e.get(p)[2].decode(), workload)
+    finally:
+        e.stop()
+    run = matrix.KernelRun(os.uname().release, "this machine (CI host)", matrix.rows(status, before, after),
+                           work, {"exporter start": started, "total": time.monotonic() - t0})
+    REPORT.append(f"host {run.kernel}: " + ", ".join(f"{k} {v:.1f} s" for k, v in run.seconds.items()))
+    return run
+
+
+def _tar(paths: list[tuple[Path, str]]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as t:
+        for src, arc in paths:
+            t.add(src, arcname=arc, filter=lambda i: None if "__pycache__" in i.name else i)
+    return buf.getvalue()
+
+
+def _wait_ports_free(*ports: int, timeout: float = 30) -> None:
+    import socket
+    end = time.monotonic() + timeout
+    for port in ports:
+        while time.monotonic() < end:
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                    break
+                except OSError:
+                    time.sleep(0.5)
+
+
+@pytest.fixture(scope="session")
+def vm_run(registry):
+    from orchestrator.lab import LabConfig, LabError, lab as lablib
+    from orchestrator.lab.image import cached_image, ensure_image
+    from orchestrator.lab.ssh import ssh, ssh_argv
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    cfg = LabConfig(state_dir=os.environ.get("BPFLEET_LAB_DIR", LAB["BPFLEET_LAB_DIR"]),
+                    cache_dir=os.environ.get("BPFLEET_LAB_CACHE") or "/var/cache/bpfleet-lab",
+                    prefix=os.environ.get("BPFLEET_LAB_PREFIX", LAB["BPFLEET_LAB_PREFIX"]),
+                    subnet=os.environ.get("BPFLEET_LAB_SUBNET", LAB["BPFLEET_LAB_SUBNET"]),
+                    port_base=int(os.environ.get("BPFLEET_LAB_PORT_BASE", LAB["BPFLEET_LAB_PORT_BASE"])),
+                    vm_memory_mb=VM_MEMORY_MB, image_variant="bcc")
+    quiet = lambda m: None  # noqa: E731
+    seconds = {}
+    t = time.monotonic()
+    cached = cached_image(cfg.cache_dir, "bcc") is not None
+    try:
+        image = ensure_image(cfg.cache_dir, quiet, "bcc")
+    except LabError as e:
+        pytest.fail(f"VM image (variant bcc) build failed: {e}")
+    seconds["image " + ("(cached)" if cached else "build")] = time.monotonic() - t
+    lablib.down(cfg, quiet)
+    _wait_ports_free(cfg.port_base + 1, cfg.port_base + 101)   # a QEMU just stopped may linger
+    try:
+        t = time.monotonic()
+        st = lablib.up(cfg, 1, 1, quiet)
+        seconds["VM boot to SSH"] = time.monotonic() - t
+        rec = next(iter(st.hosts.values()))
+        host, key = rec.host, cfg.key_file
+        t = time.monotonic()
+        payload = _tar([(ROOT / "bpfleet", "src/bpfleet"), (ROOT / "exporter", "src/exporter"),
+                        (ROOT / "programs", "src/programs"), (HERE / "workload.py", "src/workload.py"),
+                        (registry, "registry")])
+        subprocess.run(ssh_argv(host, key, 60) + ["--", "mkdir -p /opt/bpfleet-matrix && "
+                       "tar -xz -C /opt/bpfleet-matrix"], input=payload, check=True, timeout=300,
+                       capture_output=True)
+        config = ("listen = \"0.0.0.0:9436\"\nregistry = \"/opt/bpfleet-matrix/registry\"\n"
+                  "pin_root = \"/sys/fs/bpf/bpfleet-matrix\"\nadmin_socket = \"/run/bpfleet/matrix.sock\"\n"
+                  + "".join(f"[programs.{n}]\n" for n in BUILTINS))
+        start = ("mkdir -p /run/bpfleet && cd /opt/bpfleet-matrix/src && cat > /opt/bpfleet-matrix/exporter.toml "
+                 f"<<'EOF'\n{config}EOF\n"
+                 "setsid python3 -c 'import argparse, sys; from exporter.daemon import run_exporter; "
+                 "sys.exit(run_exporter(argparse.Namespace(config=sys.argv[1], listen=None, check=False, "
+                 "strict=False, registry=None)))' /opt/bpfleet-matrix/exporter.toml "
+                 "> /opt/bpfleet-matrix/exporter.log 2>&1 < /dev/null & echo $! > /run/bpfleet/matrix.pid")
+        ssh(host, key, start, timeout=120, connect_timeout=60)
+        seconds["copy + start"] = time.monotonic() - t
+
+        def get(path: str) -> str:
+            with urllib.request.urlopen(f"{host.exporter_url}{path}", timeout=60) as r:
+                return r.read().decode()
+        t = time.monotonic()
+        end = t + EXPORTER_READY_S
+        while True:
+            try:
+                if settled(json.loads(get("/status"))):
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > end:
+                log = ssh(host, key, "tail -40 /opt/bpfleet-matrix/exporter.log", check=False).stdout
+                pytest.fail(f"the exporter in the VM did not load its programs in {EXPORTER_READY_S} s:\n{log}")
+            time.sleep(3)
+        seconds["exporter start (bcc compiles)"] = time.monotonic() - t
+
+        def workload():
+            r = ssh(host, key, "python3 /opt/bpfleet-matrix/src/workload.py", timeout=600, connect_timeout=60)
+            return json.loads(r.stdout)
+        t = time.monotonic()
+        status, before, after, work = measure(get, workload)
+        seconds["workload + scrapes"] = time.monotonic() - t
+        ssh(host, key, "kill $(cat /run/bpfleet/matrix.pid)", check=False, timeout=60)
+    finally:
+        lablib.down(cfg, quiet)
+    run = matrix.KernelRun(rec.kernel or image.kernel_release,
+                           f"lab VM: Debian bookworm {image.kernel_version}, QEMU TCG, kernel headers + python3-bpfcc",
+                           matrix.rows(status, before, after), work, seconds)
+    REPORT.append(f"VM {run.kernel}: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()))
+    return run
+
+
+@pytest.fixture(scope="session")
+def runs(host_run, vm_run):
+    """Both kernels' runs; writes docs/kernel-matrix.md (whatever the assertions say after)."""
+    DOC.write_text(matrix.render([host_run, vm_run]))
+    return [host_run, vm_run]
