@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import tomli
 
+from bpfleet import mitigation as mitigation_mod
 from bpfleet.problems import Problem
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -94,6 +95,7 @@ class Manifest:
     metrics: tuple[MetricSpec, ...] = ()
     events: tuple[EventSpec, ...] = ()
     budget: BudgetSpec | None = None
+    mitigation: mitigation_mod.MitigationSpec | None = None   # docs/mitigations.md
 
 
 class _Reader:
@@ -144,7 +146,7 @@ def parse(text: str, path: str) -> tuple[Manifest | None, list[Problem]]:
         return None, [Problem(path, "", f"not valid TOML: {e}")]
     r = _Reader(path, problems)
     r.unknown(doc, {"name", "version", "description", "license", "requires", "knobs",
-                    "metrics", "events", "budget"}, "")
+                    "metrics", "events", "budget", "mitigation"}, "")
     name = r.get(doc, "name", "", str, required=True, default="")
     if name and not NAME_RE.match(name):
         r.bad("name", f"{name!r} must match {NAME_RE.pattern}")
@@ -168,10 +170,15 @@ def parse(text: str, path: str) -> tuple[Manifest | None, list[Problem]]:
     budget = None
     if (b := r.get(doc, "budget", "", dict)) is not None:
         budget = parse_budget(r, b, "budget", knobs, complete=True)
+    mitigation = None
+    if (t := r.get(doc, "mitigation", "", dict)) is not None:
+        mitigation = mitigation_mod.parse(r, t, "mitigation", {m.name: m.type for m in metrics},
+                                          bool(events))
     if problems:
         return None, problems
     return Manifest(path, name, version, description, license_,
-                    tuple(t for t in types if isinstance(t, str)), knobs, metrics, events, budget), []
+                    tuple(t for t in types if isinstance(t, str)), knobs, metrics, events, budget,
+                    mitigation), []
 
 
 def _parse_knobs(r: _Reader, table: dict) -> dict:

@@ -19,6 +19,7 @@ from exporter.admin import make_admin_server
 from exporter.breaker import Breaker
 from exporter.exposition import render
 from exporter.http import make_server
+from exporter.mitigations import Mitigations
 from exporter.snapshot import SnapshotCache
 from exporter.supervisor import Supervisor
 
@@ -46,6 +47,8 @@ class Exporter:
         self.breaker = Breaker(self.supervisor, lambda: self.config)
         self.family_providers.append(self.breaker.families)
         self.capabilities: dict | None = None   # what privileges.drop() kept, once it ran
+        self.mitigations = Mitigations(self.supervisor)   # exporter/mitigations.py
+        self.family_providers.append(self.mitigations.families)
 
     def _programs_changed(self) -> None:
         """After every load, upgrade and unload (under the supervisor's lock)."""
@@ -95,6 +98,7 @@ class Exporter:
         return {"config": self.config.source, "registry": str(self.supervisor.registry),
                 "pid": os.getpid(), "uptime_seconds": round(time.time() - self.started, 3),
                 "kernel": os.uname().release, "programs": programs,
+                "mitigations": self.mitigations.status(),
                 "otlp": redact(self.otlp.status()) if self.otlp else {"enabled": False},
                 "capabilities": self.capabilities}
 
@@ -115,6 +119,7 @@ class Exporter:
             return {p.field or p.file: str(p) for p in e.problems}
         self.config = new
         results = self.supervisor.apply(new)
+        results.update(self.mitigations.apply_config(new.mitigations))
         if self.otlp is None and otlp.enabled or self.otlp is not None and self.otlp.settings != otlp:
             self.start_otlp(otlp)
         return {n: e for n, e in results.items() if e}
@@ -199,6 +204,7 @@ def run_exporter(args) -> int:
     stop = threading.Event()
     try:
         errors = exporter.supervisor.apply(cfg)
+        errors.update(exporter.mitigations.apply_config(cfg.mitigations))
         failed = {n: e for n, e in errors.items() if e}
         if args.check:
             ok = print_check_report(exporter)
@@ -268,7 +274,8 @@ def serve(exporter: Exporter, host: str, port: int, stop: threading.Event) -> in
     threads = [threading.Thread(target=http.serve_forever, args=(0.1,), name="http", daemon=True),
                threading.Thread(target=admin.serve_forever, args=(0.1,), name="admin", daemon=True),
                threading.Thread(target=exporter.consume_events_forever, args=(stop,), name="ringbuf", daemon=True),
-               threading.Thread(target=exporter.breaker.run, args=(stop,), name="breaker", daemon=True)]
+               threading.Thread(target=exporter.breaker.run, args=(stop,), name="breaker", daemon=True),
+               threading.Thread(target=exporter.mitigations.run, args=(stop,), name="mitigations", daemon=True)]
     for t in threads:
         t.start()
     hup = threading.Event()

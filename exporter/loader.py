@@ -12,6 +12,7 @@ from bpfleet import manifest as manifest_mod, schema
 from bpfleet.problems import Problem, ProblemsError
 from bpfleet.registry import Artifact
 from exporter import handover, libbpf
+from exporter.config import AttachTargets
 from exporter.collect import MetricCollector, scalar_format
 from exporter.exposition import Family
 from exporter.snapshot import MapData, MapStat, ProgramSnapshot, RingStat
@@ -63,6 +64,7 @@ class LoadedProgram:
     event_sink: object = None
     loaded_at: float = field(default_factory=time.time)
     generation: int = 1          # see exporter/handover.py
+    attach: AttachTargets = field(default_factory=AttachTargets)   # where XDP/cgroup programs attached
 
     @property
     def name(self) -> str:
@@ -207,7 +209,8 @@ def verify_program(artifact: Artifact, knobs: dict, config_where: str) -> schema
 
 
 def load_program(artifact: Artifact, knobs: dict, pin_root: str, config_where: str,
-                 previous: LoadedProgram | None = None) -> tuple[LoadedProgram, list[str]]:
+                 previous: LoadedProgram | None = None,
+                 attach: AttachTargets | None = None) -> tuple[LoadedProgram, list[str]]:
     """Open, check, set knobs, load and attach `artifact`. -> (program, maps shared with `previous`)."""
     obj, plan = _open_configured(artifact, knobs, config_where)
     try:
@@ -224,16 +227,26 @@ def load_program(artifact: Artifact, knobs: dict, pin_root: str, config_where: s
         gate_shared = handover.GATE_MAP in reused
         if gated and not gate_shared:  # nobody to hand over from: count as soon as attached
             handover.open_gate(obj, generation)
+        targets = attach or AttachTargets()
+        prog.attach = targets
+        handed_over = previous is not None and "xdp" in plan.manifest.program_types
+        if handed_over:
+            # An interface holds one XDP program: the old one goes first (a brief gap, no overlap).
+            previous.obj.detach_all()
         try:
-            obj.attach_all()
+            obj.attach_all(targets.interfaces, targets.cgroup)
         except libbpf.LibbpfError as e:
+            if handed_over:   # put the old one back: a failed upgrade leaves it serving
+                previous.obj.attach_all(previous.attach.interfaces, previous.attach.cgroup)
             raise LoadError(str(artifact.object_path), f"could not attach: {e.explain(2)}")
         if previous is not None:
             if gate_shared:
                 handover.open_gate(obj, generation)  # the commit point
             previous.obj.detach_all()
         try:
-            obj.pin(pin_dir)
+            # An interface holds one XDP link: a pinned one would outlive detach_all() (released
+            # later from a workqueue), and the next version's attach would get EBUSY.
+            obj.pin(pin_dir, links="xdp" not in plan.manifest.program_types)
         except libbpf.LibbpfError as e:  # pins are for bpftool and crash cleanup, not for counting
             log.warning("%s: could not pin under %s: %s", artifact.ref, pin_dir, e)
         return prog, reused

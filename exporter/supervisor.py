@@ -85,7 +85,8 @@ class Supervisor:
             self.trusted_keys = [Path(k) for k in config.trusted_keys]
             self.program_configs = dict(config.programs)
             results = {}
-            for name in [n for n in self.slots if n not in config.programs]:
+            # Mitigations have their own slots, applied by exporter/mitigations.py.
+            for name in [n for n in self.slots if n not in config.programs and n not in config.mitigations]:
                 self.unload(name)
                 results[name] = None
             for name, pc in config.programs.items():
@@ -119,7 +120,7 @@ class Supervisor:
                 self._check_metric_names(artifact)
                 self._check_overrides(artifact)
                 new, reused = load_program(artifact, pc.knobs, self.pin_root,
-                                           f"{self.config_source}: programs.{pc.name}", old)
+                                           f"{self.config_source}: programs.{pc.name}", old, pc.attach)
             except (LoadError, ProblemsError) as e:
                 return self._failed(slot, e, old)
             # The new version is attached and the old one detached (exporter/handover.py).
@@ -280,7 +281,7 @@ class Supervisor:
 def _same(slot: Slot, pc: ProgramConfig, registry: Path) -> bool:
     """Is `pc` exactly what already runs (same resolved version, same knobs)?"""
     running = slot.running
-    if running.knobs != pc.knobs:
+    if running.knobs != pc.knobs or slot.wanted.attach != pc.attach:
         return False
     if pc.version != "latest":
         return pc.version == running.artifact.version
