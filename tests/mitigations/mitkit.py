@@ -13,7 +13,16 @@ from pathlib import Path
 
 PREFIX = os.environ.get("BPFLEET_LAB_PREFIX", "bpflmit")[:7]
 SUBNET = os.environ.get("BPFLEET_LAB_SUBNET", "10.213.220.0/24")
-CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def cgroup2_root() -> Path:
+    """Where cgroup v2 is mounted: /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid hosts."""
+    with open("/proc/mounts") as f:
+        for line in f:
+            dev, mnt, fstype = line.split()[:3]
+            if fstype == "cgroup2":
+                return Path(mnt)
+    raise AssertionError("no cgroup v2 hierarchy is mounted")
 
 
 def _net(last: int) -> str:
@@ -92,7 +101,7 @@ class ScratchCgroup:
     """A cgroup v2 directory of our own; `run()` starts a command inside it."""
 
     def __init__(self):
-        self.path = CGROUP_ROOT / f"{PREFIX}-{uuid.uuid4().hex[:6]}"
+        self.path = cgroup2_root() / f"{PREFIX}-{uuid.uuid4().hex[:6]}"
 
     def __enter__(self) -> "ScratchCgroup":
         self.path.mkdir()
