@@ -74,3 +74,23 @@ def test_ttl_expiry_past_expiry_and_fixed_kernel_retire_it(veth, start_exporter,
     assert f"kernel {release} has the fix (fixed in {branch})" == st["reason"]
     assert not veth.xdp_attached()
     assert e.metrics().value("bpfleet_mitigation_state", mitigation="xdp_denylist", state="retired") == 1
+
+
+def test_a_kernel_without_bpf_lsm_reports_not_applicable(start_exporter):
+    """This host's kernel refuses LSM programs: the mitigation is reported, not skipped. (In a
+    VM with BPF-LSM the same config enforces: test_lsm_vm.py.)"""
+    from exporter.mitigations import unavailable
+    why = unavailable(("lsm",))
+    if why is None:
+        pytest.skip("this kernel runs BPF-LSM programs; test_lsm_vm.py covers them")
+    e = start_exporter('[mitigations.socket_family_deny]\nmode = "enforce"\n'
+                       'lists = { deny_families = ["AF_ALG"] }\n')
+    st = _state(e, "socket_family_deny")
+    assert (st["state"], st["reason"], st["answers"]) == ("not_applicable", why, ["CVE-2026-31431"])
+    assert e.program("socket_family_deny") is None
+    m = e.metrics()
+    assert m.value("bpfleet_mitigation_state", mitigation="socket_family_deny", state="not_applicable") == 1
+    assert "mitigation socket_family_deny@1.0.0: not_applicable" in e.stderr_path.read_text()
+    # and the admin API says why it cannot switch it
+    code, reply = e.admin("PUT", "/mitigations/socket_family_deny/mode", {"mode": "monitor"})
+    assert code == 409 and "not_applicable" in reply["error"], reply
