@@ -42,10 +42,10 @@ struct {
 	__type(value, __u64);
 } decisions SEC(".maps");
 
-/* [0]: the opened path, [1]: the executable; too big for the stack together. */
+/* [0]: the opened path, [1]: the executable, [2]: bpfleet_path_key()'s tmp; too big for the stack. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, 3);
 	__type(key, __u32);
 	__type(value, struct bpfleet_path);
 } scratch SEC(".maps");
@@ -61,25 +61,25 @@ const struct file_open_deny_event *const file_open_deny_event_btf = 0;
 SEC("lsm/file_open")
 int BPF_PROG(file_open, struct file *file, int ret)
 {
-	__u32 zero = 0, one_idx = 1, *m;
+	__u32 zero = 0, one_idx = 1, two_idx = 2, *m;
 	struct decision_key key = { .reason = denied_path };
 	struct file_open_deny_event *e;
-	struct bpfleet_path *path, *exe;
+	struct bpfleet_path *path, *exe, *tmp;
 	__u64 one = 1, *hits, *count;
 
 	if (ret || !bpfleet_active())
 		return ret;
 	path = bpf_map_lookup_elem(&scratch, &zero);
 	exe = bpf_map_lookup_elem(&scratch, &one_idx);
-	if (!path || !exe)
+	tmp = bpf_map_lookup_elem(&scratch, &two_idx);
+	if (!path || !exe || !tmp)
 		return 0;
-	__builtin_memset(path, 0, sizeof(*path));
-	if (bpf_d_path(&file->f_path, path->path, sizeof(path->path)) < 0)
+	if (bpfleet_path_key(&file->f_path, path, tmp) < 0)
 		return 0;
 	hits = bpf_map_lookup_elem(&deny_paths, path);
 	if (!hits)
 		return 0;
-	if (bpfleet_current_exe(exe) == 0 && bpf_map_lookup_elem(&allow_exe, exe))
+	if (bpfleet_current_exe(exe, tmp) == 0 && bpf_map_lookup_elem(&allow_exe, exe))
 		return 0;
 	m = bpf_map_lookup_elem(&mode, &zero);
 	key.action = m && *m == BPFLEET_MODE_ENFORCE ? blocked : would_block;

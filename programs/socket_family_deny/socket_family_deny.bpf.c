@@ -44,7 +44,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);		/* [0] the executable, [1] bpfleet_path_key()'s tmp */
 	__type(key, __u32);
 	__type(value, struct bpfleet_path);
 } scratch SEC(".maps");
@@ -60,10 +60,10 @@ const struct socket_family_deny_event *const socket_family_deny_event_btf = 0;
 SEC("lsm/socket_create")
 int BPF_PROG(socket_create, int family, int type, int protocol, int kern, int ret)
 {
-	__u32 zero = 0, fam = family, *m;
+	__u32 zero = 0, one_idx = 1, fam = family, *m;
 	struct decision_key key = { .reason = denied_family, .family = family };
 	struct socket_family_deny_event *e;
-	struct bpfleet_path *exe;
+	struct bpfleet_path *exe, *tmp;
 	__u64 one = 1, *hits, *count;
 
 	if (ret || kern || !bpfleet_active())
@@ -72,9 +72,10 @@ int BPF_PROG(socket_create, int family, int type, int protocol, int kern, int re
 	if (!hits)
 		return 0;
 	exe = bpf_map_lookup_elem(&scratch, &zero);
-	if (!exe)
+	tmp = bpf_map_lookup_elem(&scratch, &one_idx);
+	if (!exe || !tmp)
 		return 0;
-	if (bpfleet_current_exe(exe) == 0 && bpf_map_lookup_elem(&allow_exe, exe))
+	if (bpfleet_current_exe(exe, tmp) == 0 && bpf_map_lookup_elem(&allow_exe, exe))
 		return 0;
 	m = bpf_map_lookup_elem(&mode, &zero);
 	key.action = m && *m == BPFLEET_MODE_ENFORCE ? blocked : would_block;
