@@ -8,7 +8,6 @@ lists, its expiry, and the states in which it is deliberately *not* running.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
 import time
@@ -16,47 +15,19 @@ from dataclasses import dataclass, field
 
 from bpfleet import manifest as manifest_mod, registry as reg
 from bpfleet.listkinds import KINDS, encode_entries
-from bpfleet.mitigation import MODES, MitigationSpec, fixed_by
+from bpfleet.mitigation import ACTIONS, MODES, MitigationSpec, fixed_by
 from bpfleet.problems import Problem, ProblemsError
 from exporter import libbpf
 from exporter.config import ProgramConfig
 from exporter.exposition import Family, render_labels
 from exporter.mitigation_config import MitigationConfig
+from exporter.mitigation_probe import running_kernel, unavailable
 
 log = logging.getLogger("bpfleet.mitigations")
 # Every state a mitigation can be in; the state metric has one series per state (0 or 1).
 STATES = ("monitor", "enforce", "expired", "retired", "not_applicable", "revoked", "failed")
-LSM_FILE = "/sys/kernel/security/lsm"
 MAX_LIST_ENTRIES = 1 << 20
-
-
-def running_kernel() -> str:
-    """The kernel's version with its stable patch level: Debian's release string (6.1.0-18-amd64)
-    does not carry it, /proc/version does ("Debian 6.1.76-1")."""
-    try:
-        with open("/proc/version") as f:
-            m = re.search(r"Debian (\d+\.\d+\.\d+)", f.read())
-        if m:
-            return m.group(1)
-    except OSError:
-        pass
-    return os.uname().release
-
-
-def unavailable(program_types: tuple[str, ...]) -> str | None:
-    """Why this kernel cannot run programs of these types, or None."""
-    for t in program_types:
-        if t == "lsm":
-            try:
-                with open(LSM_FILE) as f:
-                    active = f.read().strip().split(",")
-            except OSError as e:
-                return f"BPF-LSM: cannot read {LSM_FILE} ({e.strerror}); securityfs not mounted?"
-            if "bpf" not in active:
-                return f"BPF-LSM is not active (active LSMs: {','.join(active)}; boot with lsm=...,bpf)"
-        if t != "tracing" and t in libbpf.known_prog_types() and not libbpf.probe_prog_type(t):
-            return f"this kernel does not allow BPF programs of type {t!r}"
-    return None
+ACTION_RE = re.compile(r'(?:^|[{,])action="([^"]*)"')
 
 
 @dataclass
@@ -278,7 +249,29 @@ class Mitigations:
     # ---- reporting ----
     def status(self) -> list[dict]:
         with self.supervisor.lock:
-            return [m.status() for m in self.items.values()]
+            return [{**m.status(), "decisions": self._decisions(m)} for m in self.items.values()]
+
+    def _decisions(self, m: Mitigation) -> dict | None:
+        """The decisions counter summed by action ({"would_block": n, "blocked": n}): what
+        `bpfleet mitigate promote` shows before it enforces. None when not running."""
+        slot = self.supervisor.slots.get(m.name)
+        if m.spec is None or slot is None or slot.running is None:
+            return None
+        totals = dict.fromkeys(ACTIONS, 0)
+        prog = slot.running
+        for collector, map_name in prog.collectors:
+            if collector.spec.name != m.spec.decisions:
+                continue
+            try:
+                family = collector.family(*prog.readers[map_name].read())
+            except libbpf.LibbpfError as e:
+                log.error("mitigation %s: reading %s: %s", m.name, map_name, e)
+                return None
+            for _suffix, labels, value in family.samples:
+                action = ACTION_RE.search(labels)
+                if action and action.group(1) in totals:
+                    totals[action.group(1)] += value
+        return totals
 
     def families(self) -> list[Family]:
         state, expiry = [], []

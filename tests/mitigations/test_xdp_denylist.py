@@ -48,6 +48,7 @@ def test_monitor_counts_enforce_drops_and_the_list_updates_live(veth, start_expo
     prefix, plen = veth.DENIED_PREFIX.split("/")
     assert m.value("xdp_denylist_ipv4_prefix_packets_total", prefix=prefix, prefixlen=plen) == N
     assert m.value("bpfleet_mitigation_state", mitigation="xdp_denylist", state="monitor") == 1
+    assert _mitigation(e)["decisions"] == {"would_block": N, "blocked": 0}   # what promote shows
 
     # enforce through the admin API, no reload: the denied source is dropped, the other passes
     prog_ids = {p["id"] for p in _our_progs(e)}
