@@ -83,6 +83,9 @@ class Config:
     otlp: OtlpConfig | None = None                 # None: the file has no [otlp] table
     breaker: BreakerConfig = BreakerConfig()
     mitigations: dict = field(default_factory=dict)  # name -> MitigationConfig (exporter/mitigation_config.py)
+    # Keep what attaching XDP / cgroup mitigations needs (CAP_NET_ADMIN), so that one can be
+    # applied through the admin API later; implied by a [mitigations] table.
+    accept_mitigations: bool = False
 
 
 def builtin_program_names(mitigations: bool = False) -> list[str]:
@@ -118,10 +121,12 @@ def parse(text: str, path: str) -> Config:
         raise ProblemsError([Problem(path, "", f"not valid TOML: {e}")])
     problems: list[Problem] = []
     known = {"listen", "registry", "pin_root", "admin_socket", "programs", "trusted_keys", "otlp",
-             "breaker", "mitigations"}
+             "breaker", "mitigations", "accept_mitigations"}
     for k in doc:
         if k not in known:
             problems.append(Problem(path, k, f"unknown field (expected one of: {', '.join(sorted(known))})"))
+    if not isinstance(doc.get("accept_mitigations", False), bool):
+        problems.append(Problem(path, "accept_mitigations", f"expected true or false, got {doc['accept_mitigations']!r}"))
     for k in ("listen", "registry", "pin_root", "admin_socket"):
         if k in doc and not isinstance(doc[k], str):
             problems.append(Problem(path, k, f"expected a string, got {doc[k]!r}"))
@@ -157,7 +162,8 @@ def parse(text: str, path: str) -> Config:
         raise ProblemsError(problems)
     return Config(path, doc.get("listen", DEFAULT_LISTEN), doc.get("registry"),
                   doc.get("pin_root", DEFAULT_PIN_ROOT), doc.get("admin_socket", DEFAULT_ADMIN_SOCKET),
-                  programs, tuple(keys), otlp=otlp, breaker=breaker, mitigations=mitigations)
+                  programs, tuple(keys), otlp=otlp, breaker=breaker, mitigations=mitigations,
+                  accept_mitigations=doc.get("accept_mitigations") is True or "mitigations" in doc)
 
 
 def _breaker(t, path: str, problems: list) -> BreakerConfig:

@@ -249,6 +249,10 @@ def start_bpf_stats() -> tuple[int | None, str | None]:
 def drop_privileges(exporter: Exporter) -> dict | None:
     """After the first attach, keep only what reloads and upgrades need (exporter/privileges.py)."""
     types = {t for p in exporter.supervisor.running() for t in p.plan.manifest.program_types}
+    if exporter.config.accept_mitigations:
+        # A host that takes mitigations keeps what attaching XDP / cgroup ones needs, so one
+        # can be applied through the admin API without a restart (docs/security.md).
+        types |= {"xdp", "cgroup_device"}
     if any(lp.decoder == "ksym" for p in exporter.supervisor.running()
            for mp in p.plan.metrics for lp in mp.labels):
         from bpfleet.decoders.kernel import kernel_symbol
