@@ -12,6 +12,7 @@ from orchestrator import cli
 from orchestrator.cli import UsageError, _guard
 from orchestrator.mitigate import MitigationFleet, totals
 from orchestrator.rollout import Options
+from orchestrator.runner import Timeouts
 
 
 def _manifest(registry: str, name: str, version: str = "latest"):
@@ -103,6 +104,9 @@ def run_revoke(args) -> int:
     journal = cli._journal(args)
     args.forks = max(args.forks or 0, len(hosts))      # one wave: every host at once
     fleet = _engine_fleet(args, journal, args.name)
+    # A kill switch does not wait a minute per dead host (inventory host vars, e.g. a TCG VM's
+    # ansible_ssh_timeout, still win over this).
+    fleet.fleet.timeouts = Timeouts(job=300, task=60, connect=args.connect_timeout)
     fleet.rollout = f"revoke-{args.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     t0 = time.monotonic()
     rows = fleet.run(hosts, "absent", "revoke")

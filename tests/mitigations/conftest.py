@@ -13,6 +13,7 @@ from harness import MITIGATIONS, PROGRAMS_DIR, TRACKER, Exporter, build
 def pytest_configure(config):
     config.addinivalue_line("markers", "live: loads real BPF programs (root, clang, bpftool)")
     config.addinivalue_line("markers", "vm: needs a lab VM (BPF-LSM); fails, never skips, without one")
+    config.addinivalue_line("markers", "lab: a lab fleet (netns hosts, fleet install, Ansible)")
 
 
 def pytest_collection_modifyitems(config, items):
