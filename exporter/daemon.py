@@ -173,6 +173,10 @@ def print_check_report(exporter: Exporter) -> bool:
               + (f" — {s['error']}" if s["error"] else ""))
         if s.get("verifier_log"):
             print("     " + s["verifier_log"].replace("\n", "\n     "))
+    for m in exporter.mitigations.status():   # not running on purpose is not a failure, but said
+        ok = ok and m["state"] != "failed"
+        print(f"{'FAIL' if m['state'] == 'failed' else 'ok  '} mitigation {m['name']}@{m['version']}: "
+              f"{m['state']}" + (f" — {m['reason']}" if m["reason"] else ""))
     return ok
 
 
