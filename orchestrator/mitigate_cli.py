@@ -12,7 +12,6 @@ from orchestrator import cli
 from orchestrator.cli import UsageError, _guard
 from orchestrator.mitigate import MitigationFleet, totals
 from orchestrator.rollout import Options
-from orchestrator.runner import Timeouts
 
 
 def _manifest(registry: str, name: str, version: str = "latest"):
@@ -106,6 +105,7 @@ def run_revoke(args) -> int:
     fleet = _engine_fleet(args, journal, args.name)
     # A kill switch does not wait a minute per dead host (inventory host vars, e.g. a TCG VM's
     # ansible_ssh_timeout, still win over this).
+    from orchestrator.runner import Timeouts   # here: hosts' `bpfleet` has no ansible-runner
     fleet.fleet.timeouts = Timeouts(job=300, task=60, connect=args.connect_timeout)
     fleet.rollout = f"revoke-{args.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     t0 = time.monotonic()
