@@ -167,3 +167,14 @@ colour = 1
         config.parse("[programs.xdp_denylist]\n[mitigations.xdp_denylist]\n", "e.toml")
     assert [(p.field, "enable it in one place" in p.message) for p in e.value.problems] == [
         ("mitigations.xdp_denylist", True)]
+
+
+def test_the_hosts_cli_needs_no_controller_dependencies():
+    """Hosts run `bpfleet exporter` from a venv without ansible-runner; building the parser
+    (which registers `bpfleet mitigate`) must not import it."""
+    import subprocess
+    import sys
+    code = ("import sys; sys.modules['ansible_runner'] = None\n"
+            "import bpfleet.cli; bpfleet.cli.parser().parse_args(['exporter', '--check'])")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
