@@ -61,6 +61,7 @@ def run_apply(args) -> int:
     artifact, budget = cli.resolve(args.registry, (args.name, args.version), [])
     m = _manifest(args.registry, args.name, artifact.version)
     settings = settings_from(args, m, artifact.version, time.time())
+    args.limit = args.limit or ":".join(m.mitigation.scope)   # the manifest's scope by default
     hosts = cli._hosts(args)
     journal = cli._journal(args)
     fleet = _engine_fleet(args, journal, args.name, settings=settings)
@@ -73,6 +74,7 @@ def run_apply(args) -> int:
 
 @_guard
 def run_promote(args) -> int:
+    args.limit = args.limit or "all"
     hosts = cli._hosts(args)
     journal = cli._journal(args)
     fleet = _engine_fleet(args, journal, args.name, mode="enforce", undo_mode="monitor")

@@ -15,7 +15,8 @@ def add_parser(sub, registry_arg) -> None:
     def common(p, rollout: bool = False):
         p.add_argument("name", metavar="NAME", help="the mitigation (a registry program with [mitigation])")
         p.add_argument("-i", "--inventory", required=True, help="Ansible inventory")
-        p.add_argument("-l", "--limit", default="all", metavar="PATTERN", help="only these hosts (default all)")
+        p.add_argument("-l", "--limit", default=None if rollout else "all", metavar="PATTERN",
+                       help="only these hosts (default: apply, the manifest's [mitigation] scope; else all)")
         p.add_argument("--forks", type=_count, default=10, help="parallel hosts per Ansible run")
         p.add_argument("--journal", help=f"rollout journal (default {cli.default_journal()})")
         p.add_argument("--json", action="store_true", help="JSON output (for CI)")
