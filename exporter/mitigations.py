@@ -227,19 +227,8 @@ class Mitigations:
         return "; ".join(problems) if problems else out
 
     def _write_list(self, m: Mitigation, list_name: str, entries) -> dict:
-        """Replace the map's keys with `entries`: new ones in, missing ones out, the rest (and
-        the counters they hold as values) untouched. ValueError: "[i]: what is wrong"."""
         prog, ls = self._program(m), m.spec.lists[list_name]
-        fd, info = prog.obj.map_fd(ls.map), prog.obj.maps()[ls.map]
-        keys, problems = encode_entries(KINDS[ls.kind], entries, info.key_size)
-        if problems:
-            raise ValueError("; ".join(problems))
-        current = set(libbpf.keys(fd, info.key_size, MAX_LIST_ENTRIES))
-        wanted = set(keys)
-        value = b"\1".ljust(info.value_size, b"\0") if ls.role == "allow" else bytes(info.value_size)
-        added = sum(libbpf.update(fd, k, value, libbpf.uapi.BPF_NOEXIST) for k in keys if k not in current)
-        removed = sum(libbpf.delete(fd, k) for k in current - wanted)
-        return {"entries": len(wanted), "added": added, "removed": removed}
+        return replace_list_map(prog.obj.map_fd(ls.map), prog.obj.maps()[ls.map], ls, entries)
 
     def _write_mode(self, m: Mitigation, mode: str) -> None:
         prog = self._program(m)
@@ -293,3 +282,17 @@ def _key_size_hint(kind: str) -> int:
     kinds are re-checked against the real key size when written)."""
     return {"ipv4_prefix": 8, "ipv6_prefix": 20, "comm": 16, "cgroup_id": 8, "device": 12,
             "address_family": 4}.get(kind, 256)
+
+
+def replace_list_map(fd: int, info, ls, entries) -> dict:
+    """Replace a list map's keys with `entries`: new ones in, missing ones out, the rest (and
+    the counters they hold as values) untouched. ValueError: "[i]: what is wrong"."""
+    keys, problems = encode_entries(KINDS[ls.kind], entries, info.key_size)
+    if problems:
+        raise ValueError("; ".join(problems))
+    current = set(libbpf.keys(fd, info.key_size, MAX_LIST_ENTRIES))
+    wanted = set(keys)
+    value = b"\1".ljust(info.value_size, b"\0") if ls.role == "allow" else bytes(info.value_size)
+    added = sum(libbpf.update(fd, k, value, libbpf.uapi.BPF_NOEXIST) for k in keys if k not in current)
+    removed = sum(libbpf.delete(fd, k) for k in current - wanted)
+    return {"entries": len(wanted), "added": added, "removed": removed}
