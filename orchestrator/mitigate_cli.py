@@ -105,10 +105,12 @@ def run_revoke(args) -> int:
     journal = cli._journal(args)
     args.forks = max(args.forks or 0, len(hosts))      # one wave: every host at once
     fleet = _engine_fleet(args, journal, args.name)
-    # A kill switch does not wait a minute per dead host (inventory host vars, e.g. a TCG VM's
-    # ansible_ssh_timeout, still win over this).
+    # A kill switch does not wait a minute per dead host. Both limits matter: a host whose link
+    # died after an earlier run still has a live-looking SSH ControlPersist master, so its
+    # connect "succeeds" and the task hangs. (Inventory host vars such as a TCG VM's
+    # ansible_ssh_timeout still win over the connect limit.)
     from orchestrator.runner import Timeouts   # here: hosts' `bpfleet` has no ansible-runner
-    fleet.fleet.timeouts = Timeouts(job=300, task=60, connect=args.connect_timeout)
+    fleet.fleet.timeouts = Timeouts(job=300, task=args.timeout, connect=args.timeout)
     fleet.rollout = f"revoke-{args.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     t0 = time.monotonic()
     rows = fleet.run(hosts, "absent", "revoke")

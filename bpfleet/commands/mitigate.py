@@ -52,8 +52,8 @@ def add_parser(sub, registry_arg) -> None:
                         description="Revoke NAME on every host at once (forks = hosts) and report the "
                         "hosts that could not be reached. Exit 1 if any.")
     common(p)
-    p.add_argument("--connect-timeout", type=_count, default=10, metavar="SECONDS",
-                   help="SSH connect timeout per host (default %(default)s; a dead host costs this)")
+    p.add_argument("--timeout", type=_count, default=20, metavar="SECONDS",
+                   help="SSH connect and task timeout per host (default %(default)s: what a dead host costs)")
     p.set_defaults(run=mc.run_revoke)
 
     p = msub.add_parser("status", help="per host: state, mode, would-block/blocked counts, expiry")
