@@ -3,7 +3,8 @@
 attaches to eth0 and to an interface host 3 does not have, so host 3 rejects it: it is reported
 and the others are protected. apply (monitor) -> counts -> promote (shows them, then enforces)
 -> host 1's connections dropped at host 2 -> host 2 made unreachable -> revoke reports it and
-frees the others. Costs a lab and an install: ~2.5 min here, 10 under heavy load."""
+frees the others (--timeout 20 s bounds the dead host). Costs a lab and an install: ~1.5 min here,
+10 under heavy load."""
 from __future__ import annotations
 
 import json
