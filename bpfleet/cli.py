@@ -17,7 +17,7 @@ def parser() -> argparse.ArgumentParser:
     from bpfleet.commands import dashboards, programs
     from bpfleet.commands import top
     from bpfleet.commands import lab
-    from bpfleet.commands import fleet
+    from bpfleet.commands import fleet, mitigate
     from exporter import main as exporter_main
 
     p = argparse.ArgumentParser(
@@ -30,6 +30,7 @@ def parser() -> argparse.ArgumentParser:
     top.add_parser(sub, registry_arg)
     lab.add_parser(sub, registry_arg)
     fleet.add_parser(sub, registry_arg)
+    mitigate.add_parser(sub, registry_arg)
     return p
 
 

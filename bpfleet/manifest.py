@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import tomli
 
+from bpfleet import mitigation as mitigation_mod
 from bpfleet.problems import Problem
 # Kernel portability: attach variants and bcc-source programs, parsed in a module of their own.
 from bpfleet.manifest_kernel import BccAttach, BccSpec, VariantSpec, parse_bcc, parse_variants  # noqa: F401
@@ -98,6 +99,7 @@ class Manifest:
     budget: BudgetSpec | None = None
     variants: tuple[VariantSpec, ...] = ()   # best first; () = one object, every program
     bcc: BccSpec | None = None               # set: a bcc-source program (<name>.bcc.c)
+    mitigation: mitigation_mod.MitigationSpec | None = None   # docs/mitigations.md
 
 
 class _Reader:
@@ -148,7 +150,7 @@ def parse(text: str, path: str) -> tuple[Manifest | None, list[Problem]]:
         return None, [Problem(path, "", f"not valid TOML: {e}")]
     r = _Reader(path, problems)
     r.unknown(doc, {"name", "version", "description", "license", "requires", "knobs",
-                    "metrics", "events", "budget", "variants", "bcc"}, "")
+                    "metrics", "events", "budget", "variants", "bcc", "mitigation"}, "")
     name = r.get(doc, "name", "", str, required=True, default="")
     if name and not NAME_RE.match(name):
         r.bad("name", f"{name!r} must match {NAME_RE.pattern}")
@@ -176,11 +178,15 @@ def parse(text: str, path: str) -> tuple[Manifest | None, list[Problem]]:
     bcc = None
     if (b := r.get(doc, "bcc", "", dict)) is not None:
         bcc = parse_bcc(r, b, doc)
+    mitigation = None
+    if (t := r.get(doc, "mitigation", "", dict)) is not None:
+        mitigation = mitigation_mod.parse(r, t, "mitigation", {m.name: m.type for m in metrics},
+                                          bool(events))
     if problems:
         return None, problems
     return Manifest(path, name, version, description, license_,
                     tuple(t for t in types if isinstance(t, str)), knobs, metrics, events, budget,
-                    variants=variants, bcc=bcc), []
+                    variants=variants, bcc=bcc, mitigation=mitigation), []
 
 
 def _parse_knobs(r: _Reader, table: dict) -> dict:

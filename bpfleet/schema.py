@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bpfleet import btf, decoders
+from bpfleet import btf, decoders, mitigation
 from bpfleet.layout import Field, flatten_key, member_path, type_name as _type_name
 from bpfleet.manifest import Manifest, MetricSpec
 from bpfleet.problems import Problem
 
-METRIC_MAP_TYPES = {"hash", "array", "percpu_hash", "percpu_array", "lru_hash", "lru_percpu_hash"}
+# lpm_trie: a mitigation's prefix list whose values count the packets each prefix matched.
+METRIC_MAP_TYPES = {"hash", "array", "percpu_hash", "percpu_array", "lru_hash", "lru_percpu_hash",
+                    "lpm_trie"}
 GLOBAL_SECTIONS = (".bss", ".data", ".rodata")
 
 
@@ -126,6 +128,9 @@ class _Binder:
         if self.m.budget is not None and self.m.budget.degrade is not None:
             self.problems += degrade_problems(self.m.budget.degrade, knobs, self.m.path, "budget.degrade")
         events = tuple(e for e in (self.event(s, gl) for s in self.m.events) if e)
+        if self.m.mitigation is not None:
+            labels = {p.spec.name: [lp.name for lp in p.labels] for p in metrics}
+            self.problems += mitigation.bind_problems(self.m.mitigation, self.maps, labels, self.m.path)
         return None if self.problems else ProgramPlan(self.m, metrics, knobs, events)
 
     def check_program_types(self) -> None:

@@ -5,6 +5,7 @@
     PUT    /programs/<name>                 {"version": "1.2.0", "knobs": {...}, "digest": "..."}
                                             load it, or upgrade what runs (new before old goes)
     DELETE /programs/<name>                 unload
+    ...    /mitigations...                  see exporter/mitigation_admin.py
 
 Replies are JSON: {"ok": true, ...} or {"ok": false, "error": "..."} with a 4xx/5xx code.
 Access control is the socket file's mode (0600, owned by root).
@@ -19,6 +20,7 @@ import socketserver
 from http.server import BaseHTTPRequestHandler
 
 from bpfleet.manifest import NAME_RE
+from exporter import mitigation_admin
 from exporter.config import VERSION_RE, ProgramConfig
 
 log = logging.getLogger("bpfleet.admin")
@@ -86,7 +88,18 @@ def make_admin_server(path: str, exporter) -> _UnixHTTPServer:
             parts = self.path.strip("/").split("/")
             return parts[1] if len(parts) == 2 and parts[0] == "programs" else None
 
+        def _mitigation(self, method: str) -> bool:
+            """Serve a /mitigations route; -> False when the path is not one."""
+            if not self.path.startswith("/mitigations"):
+                return False
+            body = self._body() if method == "PUT" else {}
+            if body is not None:
+                self._reply(*mitigation_admin.handle(method, self.path, body, exporter.mitigations))
+            return True
+
         def do_GET(self):
+            if self._mitigation("GET"):
+                return
             if self.path == "/status":
                 self._reply(200, {"ok": True, **exporter.status()})
             else:
@@ -99,6 +112,8 @@ def make_admin_server(path: str, exporter) -> _UnixHTTPServer:
             self._reply(200 if not errors else 422, {"ok": not errors, "errors": errors})
 
         def do_PUT(self):
+            if self._mitigation("PUT"):
+                return
             name = self._program_name()
             if name is None:
                 return self._reply(404, {"ok": False, "error": f"no such endpoint: PUT {self.path}"})
@@ -114,6 +129,8 @@ def make_admin_server(path: str, exporter) -> _UnixHTTPServer:
             self._reply(200 if error is None else 422, {"ok": error is None, "error": error, "program": status})
 
         def do_DELETE(self):
+            if self._mitigation("DELETE"):
+                return
             name = self._program_name()
             if name is None:
                 return self._reply(404, {"ok": False, "error": f"no such endpoint: DELETE {self.path}"})

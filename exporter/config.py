@@ -30,6 +30,13 @@ class ProgramConfig:
     budget: object = None
     max_series: object = None
     variant: str | None = None   # force a [[variants]] entry; refused -> the normal choice
+    attach: "AttachTargets | None" = None   # where XDP / cgroup programs attach
+
+
+@dataclass(frozen=True)
+class AttachTargets:
+    interfaces: tuple[str, ...] = ()   # XDP programs attach to each
+    cgroup: str | None = None          # cgroup v2 directory for cgroup programs
 
 
 REENABLE_POLICIES = ("manual", "after")
@@ -78,10 +85,24 @@ class Config:
     otlp: OtlpConfig | None = None                 # None: the file has no [otlp] table
     breaker: BreakerConfig = BreakerConfig()
     btf: BtfConfig = BtfConfig()                   # external BTF for kernels without their own
+    mitigations: dict = field(default_factory=dict)  # name -> MitigationConfig (exporter/mitigation_config.py)
+    # Keep what attaching XDP / cgroup mitigations needs (CAP_NET_ADMIN), so that one can be
+    # applied through the admin API later; implied by a [mitigations] table.
+    accept_mitigations: bool = False
 
 
-def builtin_program_names() -> list[str]:
-    return sorted(d.name for d in BUILTIN_PROGRAMS_DIR.iterdir() if (d / "manifest.toml").is_file())
+def builtin_program_names(mitigations: bool = False) -> list[str]:
+    """The built-in observability programs (what the default config runs), or with
+    `mitigations` the built-in mitigations: those are enabled only by [mitigations.<name>]."""
+    return sorted(d.name for d in BUILTIN_PROGRAMS_DIR.iterdir()
+                  if (d / "manifest.toml").is_file() and is_mitigation_dir(d) == mitigations)
+
+
+def is_mitigation_dir(d: Path) -> bool:
+    try:
+        return "mitigation" in tomli.loads((d / "manifest.toml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomli.TOMLDecodeError):
+        return False
 
 
 def default_config() -> Config:
@@ -103,10 +124,12 @@ def parse(text: str, path: str) -> Config:
         raise ProblemsError([Problem(path, "", f"not valid TOML: {e}")])
     problems: list[Problem] = []
     known = {"listen", "registry", "pin_root", "admin_socket", "programs", "trusted_keys", "otlp",
-             "breaker", "btf"}
+             "breaker", "btf", "mitigations", "accept_mitigations"}
     for k in doc:
         if k not in known:
             problems.append(Problem(path, k, f"unknown field (expected one of: {', '.join(sorted(known))})"))
+    if not isinstance(doc.get("accept_mitigations", False), bool):
+        problems.append(Problem(path, "accept_mitigations", f"expected true or false, got {doc['accept_mitigations']!r}"))
     for k in ("listen", "registry", "pin_root", "admin_socket"):
         if k in doc and not isinstance(doc[k], str):
             problems.append(Problem(path, k, f"expected a string, got {doc[k]!r}"))
@@ -134,11 +157,17 @@ def parse(text: str, path: str) -> Config:
     otlp = _otlp(doc["otlp"], path, problems) if "otlp" in doc else None
     breaker = _breaker(doc["breaker"], path, problems) if "breaker" in doc else BreakerConfig()
     btf = _btf(doc["btf"], path, problems) if "btf" in doc else BtfConfig()
+    from exporter.mitigation_config import parse_mitigations
+    mitigations = parse_mitigations(doc.get("mitigations", {}), path, problems)
+    for name in mitigations.keys() & programs.keys():
+        problems.append(Problem(path, f"mitigations.{name}", f"{name} is also in [programs]; "
+                                "enable it in one place"))
     if problems:
         raise ProblemsError(problems)
     return Config(path, doc.get("listen", DEFAULT_LISTEN), doc.get("registry"),
                   doc.get("pin_root", DEFAULT_PIN_ROOT), doc.get("admin_socket", DEFAULT_ADMIN_SOCKET),
-                  programs, tuple(keys), otlp=otlp, breaker=breaker, btf=btf)
+                  programs, tuple(keys), otlp=otlp, breaker=breaker, btf=btf, mitigations=mitigations,
+                  accept_mitigations=doc.get("accept_mitigations") is True or "mitigations" in doc)
 
 
 def _btf(t, path: str, problems: list) -> BtfConfig:
@@ -260,9 +289,9 @@ def _program(name: str, spec, path: str, problems: list) -> ProgramConfig | None
         return None
     before = len(problems)
     for k in spec:
-        if k not in ("version", "enabled", "knobs", "budget", "max_series", "variant"):
+        if k not in ("version", "enabled", "knobs", "budget", "max_series", "variant", "attach"):
             problems.append(Problem(path, f"{where}.{k}", "unknown field (expected version, enabled, "
-                                    "knobs, budget, max_series, variant)"))
+                                    "knobs, budget, max_series, variant, attach)"))
     variant = spec.get("variant")
     if variant is not None and (not isinstance(variant, str) or not re.match(r"^[a-z][a-z0-9_]*$", variant)):
         problems.append(Problem(path, f"{where}.variant", f"expected a variant name like \"fentry\", got {variant!r}"))
@@ -299,10 +328,33 @@ def _program(name: str, spec, path: str, problems: list) -> ProgramConfig | None
                 problems.append(Problem(path, w, "expected a positive integer (for every metric of the "
                                         "program) or a table of metric name = positive integer; got "
                                         f"{v!r}"))
+    attach = parse_attach(spec["attach"], path, f"{where}.attach", problems) if "attach" in spec else None
     if len(problems) > before or enabled is False:
         return None
     return ProgramConfig(name, version, dict(knobs), budget,
-                         dict(max_series) if isinstance(max_series, dict) else max_series, variant)
+                         dict(max_series) if isinstance(max_series, dict) else max_series, variant, attach)
+
+
+def parse_attach(t, path: str, where: str, problems: list) -> AttachTargets | None:
+    """attach = { interfaces = ["eth0"], cgroup = "/sys/fs/cgroup/app.slice" }"""
+    if not isinstance(t, dict):
+        problems.append(Problem(path, where, "expected a table like { interfaces = [\"eth0\"] } "
+                                "or { cgroup = \"/sys/fs/cgroup/app.slice\" }"))
+        return None
+    before = len(problems)
+    for k in t:
+        if k not in ("interfaces", "cgroup"):
+            problems.append(Problem(path, f"{where}.{k}", "unknown field (expected interfaces, cgroup)"))
+    ifaces = t.get("interfaces", [])
+    if not isinstance(ifaces, list) or not all(isinstance(i, str) and 0 < len(i) < 16 and "/" not in i
+                                               for i in ifaces):
+        problems.append(Problem(path, f"{where}.interfaces", f"expected a list of interface names, got {ifaces!r}"))
+    cgroup = t.get("cgroup")
+    if cgroup is not None and (not isinstance(cgroup, str) or not cgroup.startswith("/")):
+        problems.append(Problem(path, f"{where}.cgroup", f"expected an absolute cgroup v2 directory path, got {cgroup!r}"))
+    if len(problems) > before:
+        return None
+    return AttachTargets(tuple(ifaces), cgroup)
 
 
 def load(path: str | None) -> Config:

@@ -19,6 +19,7 @@ from exporter.admin import make_admin_server
 from exporter.breaker import Breaker
 from exporter.exposition import render
 from exporter.http import make_server
+from exporter.mitigations import Mitigations
 from exporter.snapshot import SnapshotCache
 from exporter.supervisor import Supervisor
 
@@ -50,6 +51,8 @@ class Exporter:
         self.breaker = Breaker(self.supervisor, lambda: self.config)
         self.family_providers.append(self.breaker.families)
         self.capabilities: dict | None = None   # what privileges.drop() kept, once it ran
+        self.mitigations = Mitigations(self.supervisor)   # exporter/mitigations.py
+        self.family_providers.append(self.mitigations.families)
 
     def _programs_changed(self) -> None:
         """After every load, upgrade and unload (under the supervisor's lock)."""
@@ -99,6 +102,7 @@ class Exporter:
         return {"config": self.config.source, "registry": str(self.supervisor.registry),
                 "pid": os.getpid(), "uptime_seconds": round(time.time() - self.started, 3),
                 "kernel": os.uname().release, "btf": self.btf_status(), "programs": programs,
+                "mitigations": self.mitigations.status(),
                 "otlp": redact(self.otlp.status()) if self.otlp else {"enabled": False},
                 "capabilities": self.capabilities}
 
@@ -128,6 +132,7 @@ class Exporter:
             return {p.field or p.file: str(p) for p in e.problems}
         self.config = new
         results = self.supervisor.apply(new)
+        results.update(self.mitigations.apply_config(new.mitigations))
         if self.otlp is None and otlp.enabled or self.otlp is not None and self.otlp.settings != otlp:
             self.start_otlp(otlp)
         return {n: e for n, e in results.items() if e}
@@ -187,6 +192,10 @@ def print_check_report(exporter: Exporter) -> bool:
                 print(f"     variant {v['variant']}: {v['state']}: {v['reason']}")
         if s.get("verifier_log"):
             print("     " + s["verifier_log"].replace("\n", "\n     "))
+    for m in exporter.mitigations.status():   # not running on purpose is not a failure, but said
+        ok = ok and m["state"] != "failed"
+        print(f"{'FAIL' if m['state'] == 'failed' else 'ok  '} mitigation {m['name']}@{m['version']}: "
+              f"{m['state']}" + (f" — {m['reason']}" if m["reason"] else ""))
     return ok
 
 
@@ -218,6 +227,7 @@ def run_exporter(args) -> int:
     stop = threading.Event()
     try:
         errors = exporter.supervisor.apply(cfg)
+        errors.update(exporter.mitigations.apply_config(cfg.mitigations))
         failed = {n: e for n, e in errors.items() if e}
         if args.check:
             ok = print_check_report(exporter)
@@ -262,6 +272,10 @@ def start_bpf_stats() -> tuple[int | None, str | None]:
 def drop_privileges(exporter: Exporter) -> dict | None:
     """After the first attach, keep only what reloads and upgrades need (exporter/privileges.py)."""
     types = {t for p in exporter.supervisor.running() for t in p.plan.manifest.program_types}
+    if exporter.config.accept_mitigations:
+        # A host that takes mitigations keeps what attaching XDP / cgroup ones needs, so one
+        # can be applied through the admin API without a restart (docs/security.md).
+        types |= {"xdp", "cgroup_device"}
     if any(lp.decoder == "ksym" for p in exporter.supervisor.running()
            for mp in p.plan.metrics for lp in mp.labels):
         from bpfleet.decoders.kernel import kernel_symbol
@@ -287,7 +301,8 @@ def serve(exporter: Exporter, host: str, port: int, stop: threading.Event) -> in
     threads = [threading.Thread(target=http.serve_forever, args=(0.1,), name="http", daemon=True),
                threading.Thread(target=admin.serve_forever, args=(0.1,), name="admin", daemon=True),
                threading.Thread(target=exporter.consume_events_forever, args=(stop,), name="ringbuf", daemon=True),
-               threading.Thread(target=exporter.breaker.run, args=(stop,), name="breaker", daemon=True)]
+               threading.Thread(target=exporter.breaker.run, args=(stop,), name="breaker", daemon=True),
+               threading.Thread(target=exporter.mitigations.run, args=(stop,), name="mitigations", daemon=True)]
     for t in threads:
         t.start()
     hup = threading.Event()

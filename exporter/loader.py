@@ -13,6 +13,7 @@ from bpfleet import manifest as manifest_mod, schema, variants as variants_mod
 from bpfleet.problems import Problem, ProblemsError
 from bpfleet.registry import Artifact
 from exporter import handover, libbpf
+from exporter.config import AttachTargets
 from exporter.collect import MetricCollector, scalar_format
 from exporter.exposition import Family
 from exporter.snapshot import MapData, MapStat, ProgramSnapshot, RingStat
@@ -72,6 +73,7 @@ class LoadedProgram:
     generation: int = 1          # see exporter/handover.py
     variant: str | None = None   # the [[variants]] entry that runs; None: the program has none
     variants: tuple = ()         # a variants_mod.Verdict for every variant
+    attach: AttachTargets = field(default_factory=AttachTargets)   # where XDP/cgroup programs attached
 
     @property
     def name(self) -> str:
@@ -265,7 +267,8 @@ def verify_program(artifact: Artifact, knobs: dict, config_where: str,
 
 def load_program(artifact: Artifact, knobs: dict, pin_root: str, config_where: str,
                  previous: LoadedProgram | None = None, variant: str | None = None,
-                 btf_path: str | None = None) -> tuple[LoadedProgram, list[str]]:
+                 btf_path: str | None = None,
+                 attach: AttachTargets | None = None) -> tuple[LoadedProgram, list[str]]:
     """Open, check, set knobs, load and attach the best variant of `artifact` (`variant`:
     the config forces one; docs/manifest.md#variants). -> (program, maps shared with `previous`)."""
     if (m := _bcc_manifest(artifact)) is not None:
@@ -275,7 +278,7 @@ def load_program(artifact: Artifact, knobs: dict, pin_root: str, config_where: s
         return load_bcc(artifact, m, pin_root), []
 
     def attempt(obj, plan):
-        return _load_attach(artifact, obj, plan, knobs, pin_root, previous)
+        return _load_attach(artifact, obj, plan, knobs, pin_root, previous, attach)
     from exporter.variant_load import with_variants
     (prog, reused), name, verdicts = with_variants(
         _manifest(artifact), variant, config_where, attempt,
@@ -284,7 +287,7 @@ def load_program(artifact: Artifact, knobs: dict, pin_root: str, config_where: s
     return prog, reused
 
 
-def _load_attach(artifact, obj, plan, knobs, pin_root, previous):
+def _load_attach(artifact, obj, plan, knobs, pin_root, previous, attach):
     try:
         generation = previous.generation + 1 if previous else 1
         gated = handover.set_generation(obj, generation)
@@ -299,9 +302,17 @@ def _load_attach(artifact, obj, plan, knobs, pin_root, previous):
         gate_shared = handover.GATE_MAP in reused
         if gated and not gate_shared:  # nobody to hand over from: count as soon as attached
             handover.open_gate(obj, generation)
+        targets = attach or AttachTargets()
+        prog.attach = targets
+        handed_over = previous is not None and "xdp" in plan.manifest.program_types
+        if handed_over:
+            # An interface holds one XDP program: the old one goes first (a brief gap, no overlap).
+            previous.obj.detach_all()
         try:
-            obj.attach_all()
+            obj.attach_all(targets.interfaces, targets.cgroup)
         except libbpf.LibbpfError as e:
+            if handed_over:   # put the old one back: a failed upgrade leaves it serving
+                previous.obj.attach_all(previous.attach.interfaces, previous.attach.cgroup)
             raise LoadError(obj.path, f"could not attach: {e.explain(2)}"
                             + (NO_ATTACH_TARGET if e.errno == errno.EOPNOTSUPP else ""))
         if previous is not None:
@@ -309,7 +320,9 @@ def _load_attach(artifact, obj, plan, knobs, pin_root, previous):
                 handover.open_gate(obj, generation)  # the commit point
             previous.obj.detach_all()
         try:
-            obj.pin(pin_dir)
+            # An interface holds one XDP link: a pinned one would outlive detach_all() (released
+            # later from a workqueue), and the next version's attach would get EBUSY.
+            obj.pin(pin_dir, links="xdp" not in plan.manifest.program_types)
         except libbpf.LibbpfError as e:  # pins are for bpftool and crash cleanup, not for counting
             log.warning("%s: could not pin under %s: %s", artifact.ref, pin_dir, e)
         return prog, reused

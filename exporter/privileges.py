@@ -33,7 +33,8 @@ REQUIRED = ("cap_bpf", "cap_perfmon")          # to load and attach, now and on 
 NETWORK_PROGRAM_TYPES = {"xdp", "sched_cls", "sched_act", "cgroup_skb", "cgroup_sock",
                          "cgroup_sock_addr", "sock_ops", "sk_skb", "sk_msg", "lwt_in", "lwt_out",
                          "lwt_xmit", "lwt_seg6local", "flow_dissector", "sk_lookup",
-                         "sk_reuseport", "netfilter", "cgroup_sockopt"}
+                         "sk_reuseport", "netfilter", "cgroup_sockopt", "cgroup_device",
+                         "cgroup_sysctl"}
 
 PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 24, 47, 4
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522

@@ -97,7 +97,8 @@ class Supervisor:
             self.program_configs = dict(config.programs)
             self.btf = config.btf
             results = {}
-            for name in [n for n in self.slots if n not in config.programs]:
+            # Mitigations have their own slots, applied by exporter/mitigations.py.
+            for name in [n for n in self.slots if n not in config.programs and n not in config.mitigations]:
                 self.unload(name)
                 results[name] = None
             for name, pc in config.programs.items():
@@ -133,7 +134,7 @@ class Supervisor:
                 btf_path = btf_source.resolve(self.btf, self.config_source)
                 new, reused = load_program(artifact, pc.knobs, self.pin_root,
                                            f"{self.config_source}: programs.{pc.name}", old,
-                                           pc.variant, btf_path)
+                                           pc.variant, btf_path, pc.attach)
             except NotApplicable as e:
                 slot.not_applicable, slot.error, slot.last_change = e.message, None, time.time()
                 self.on_change()
@@ -304,7 +305,7 @@ class Supervisor:
 def _same(slot: Slot, pc: ProgramConfig, registry: Path) -> bool:
     """Is `pc` exactly what already runs (same resolved version, same knobs)?"""
     running = slot.running
-    if running.knobs != pc.knobs or slot.wanted.variant != pc.variant:
+    if running.knobs != pc.knobs or slot.wanted.variant != pc.variant or slot.wanted.attach != pc.attach:
         return False
     if pc.version != "latest":
         return pc.version == running.artifact.version

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 from . import ffi, uapi
 from .ffi import LibbpfError
-from .maps import MapReader, RingBuffer, lookup, update, update_batch
+from .maps import MapReader, RingBuffer, delete, keys, lookup, update, update_batch
 from .obj import BpfObject, MapInfo, ProgramInfo
 
 __all__ = ["BpfObject", "KernelStats", "LibbpfError", "MapInfo", "MapReader", "ProgramInfo",
-           "RingBuffer", "enable_stats", "lookup", "num_possible_cpus", "probe_prog_type",
+           "RingBuffer", "delete", "enable_stats", "keys", "lookup", "num_possible_cpus", "probe_prog_type",
            "prog_stats", "update", "update_batch"]
 
 

@@ -87,8 +87,32 @@ def lookup(fd: int, key: bytes, value_size: int) -> bytes | None:
     return out.raw if ffi._lookup_elem(fd, key, out) == 0 else None
 
 
-def update(fd: int, key: bytes, value: bytes) -> None:
-    ffi._check(ffi._update_elem(fd, key, value, 0), f"update map fd {fd}")
+def update(fd: int, key: bytes, value: bytes, flags: int = 0) -> bool:
+    """-> False when flags is BPF_NOEXIST and the key exists already."""
+    rc = ffi._update_elem(fd, key, value, flags)
+    if rc < 0 and flags == uapi.BPF_NOEXIST and -rc == errno.EEXIST:
+        return False
+    ffi._check(rc, f"update map fd {fd}")
+    return True
+
+
+def delete(fd: int, key: bytes) -> bool:
+    """-> False when the key was not there."""
+    rc = ffi._delete_elem(fd, key)
+    if rc < 0 and -rc == errno.ENOENT:
+        return False
+    ffi._check(rc, f"delete from map fd {fd}")
+    return True
+
+
+def keys(fd: int, key_size: int, limit: int) -> list[bytes]:
+    """Every key of a map (any type, LPM tries too), by get_next_key."""
+    out, prev = [], None
+    key = C.create_string_buffer(key_size)
+    while len(out) < limit and ffi._get_next_key(fd, prev, key) == 0:
+        out.append(key.raw)
+        prev = C.create_string_buffer(key.raw, key_size)
+    return out
 
 
 class RingBuffer:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import ctypes as C
 import os
 import re
+import socket
 from dataclasses import dataclass
 
 from bpfleet.btf import RawType
@@ -135,18 +136,47 @@ class BpfObject:
         self.loaded = True
 
     # ---- after load ----
-    def attach_all(self) -> None:
-        """Attach every loaded program; all or nothing."""
+    def attach_all(self, interfaces: tuple[str, ...] = (), cgroup: str | None = None) -> None:
+        """Attach every loaded program; all or nothing. XDP programs attach to each of
+        `interfaces`, cgroup programs to the cgroup v2 directory `cgroup`; the rest by section."""
         for name, p in self._progs.items():
             if ffi._prog_fd(p) < 0:  # autoload disabled
                 continue
-            with ffi._Capture() as lines:
-                link = ffi._prog_attach(p)
-            if not link:
-                err = C.get_errno()
+            kind = _str(ffi._prog_type_str(ffi._prog_type(p)))
+            for target, attach in self._attach_calls(name, p, kind, interfaces, cgroup):
+                with ffi._Capture() as lines:
+                    link = attach()
+                if not link:
+                    err = C.get_errno()
+                    self.detach_all()
+                    raise LibbpfError(f"attach program {name}{target}", err or 22, lines)
+                self._links.append(link)
+
+    def _attach_calls(self, name, p, kind, interfaces, cgroup):
+        if kind == "xdp":
+            if not interfaces:
+                raise LibbpfError(f"attach program {name}: an XDP program needs interfaces to attach to", 22)
+            for ifname in interfaces:
+                try:
+                    ifindex = socket.if_nametoindex(ifname)
+                except OSError:
+                    self.detach_all()
+                    raise LibbpfError(f"attach program {name} to interface {ifname!r}: no such interface", 19)
+                yield f" to interface {ifname}", lambda i=ifindex: ffi._prog_attach_xdp(p, i)
+        elif kind.startswith("cgroup"):
+            if not cgroup:
+                raise LibbpfError(f"attach program {name}: a {kind} program needs a cgroup to attach to", 22)
+            try:
+                fd = os.open(cgroup, os.O_RDONLY | os.O_DIRECTORY)
+            except OSError as e:
                 self.detach_all()
-                raise LibbpfError(f"attach program {name}", err or 22, lines)
-            self._links.append(link)
+                raise LibbpfError(f"attach program {name} to cgroup {cgroup}", e.errno)
+            try:
+                yield f" to cgroup {cgroup}", lambda: ffi._prog_attach_cgroup(p, fd)
+            finally:
+                os.close(fd)   # the link holds the cgroup
+        else:
+            yield "", lambda: ffi._prog_attach(p)
 
     def detach_all(self) -> None:
         while self._links:
@@ -156,13 +186,13 @@ class BpfObject:
     def attached(self) -> bool:
         return bool(self._links)
 
-    def pin(self, directory: str) -> None:
-        """Pin maps and links under `directory` so they are visible to bpftool and survive us."""
+    def pin(self, directory: str, links: bool = True) -> None:
+        """Pin maps (and `links`) under `directory` so they are visible to bpftool and survive us."""
         os.makedirs(directory, exist_ok=True)
         for name, m in self._maps.items():
             if "." not in name:  # data sections are internal to the object
                 ffi._check(ffi._map_pin(m, os.fsencode(f"{directory}/map_{name}")), f"pin map {name}")
-        for i, link in enumerate(self._links):
+        for i, link in enumerate(self._links if links else ()):
             ffi._check(ffi._link_pin(link, os.fsencode(f"{directory}/link_{i}")), f"pin link {i}")
 
     def map_fd(self, name: str) -> int:

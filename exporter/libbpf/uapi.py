@@ -2,6 +2,7 @@
 import ctypes as C
 
 BPF_STATS_RUN_TIME = 0
+BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
 BPF_OBJ_NAME_LEN = 16
 
 # BTF kinds (linux/btf.h)

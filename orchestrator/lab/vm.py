@@ -17,6 +17,11 @@ from orchestrator.lab.ssh import ensure_key
 from orchestrator.lab.system import LabError, pid_alive, pid_cmdline, read_pidfile, run, stop_pids
 
 QEMU = "qemu-system-x86_64"
+# BPF-LSM on (for the LSM mitigations, docs/mitigations.md): Debian's 6.1 kernel has
+# CONFIG_BPF_LSM=y and lists bpf in its default CONFIG_LSM, but an explicit list keeps it on
+# whatever the kernel's default (an lsm= list replaces the default, so it names the others too).
+LSM_LIST = "landlock,lockdown,yama,integrity,apparmor,bpf"
+KERNEL_CMDLINE = f"console=ttyS0 quiet panic=-1 lsm={LSM_LIST}"
 READY_RE = re.compile(rf"{guest.READY} (\S+) (\S+)")
 FAILURE_RES = [re.compile(rf"{guest.FAILED}.*"), re.compile(r"Kernel panic.*")]
 
@@ -29,7 +34,7 @@ def qemu_argv(cfg: LabConfig, host: Host, image: Image, hdir: Path) -> list[str]
             "-smp", "1", "-m", str(cfg.vm_memory_mb), "-nodefaults", "-no-user-config",
             "-display", "none",
             "-kernel", str(image.vmlinux), "-initrd", str(image.initramfs),
-            "-append", "console=ttyS0 quiet panic=-1",
+            "-append", KERNEL_CMDLINE,
             "-drive", f"file={hdir / 'overlay.qcow2'},if=virtio,format=qcow2,cache=unsafe",
             "-netdev", f"user,id=n0,restrict=on,{fwd}", "-device", "virtio-net-pci,netdev=n0",
             "-serial", f"file:{hdir / 'serial.log'}",

@@ -27,8 +27,11 @@ def problems_of(text: str) -> list:
 
 def test_default_config_enables_the_builtin_programs():
     c = config.default_config()
-    expected = sorted(p.parent.name for p in (REPO / "programs").glob("*/manifest.toml"))
+    expected = sorted(p.parent.name for p in (REPO / "programs").glob("*/manifest.toml")
+                      if "[mitigation]" not in p.read_text())
     assert expected and "syscalls" in expected
+    # mitigations are enabled only by [mitigations.<name>] (docs/mitigations.md)
+    assert "xdp_denylist" in config.builtin_program_names(mitigations=True)
     assert sorted(c.programs) == expected == config.builtin_program_names()
     assert all(pc == ProgramConfig(name) for name, pc in c.programs.items())
     assert all(pc.version == "latest" and pc.knobs == {} for pc in c.programs.values())
@@ -144,6 +147,9 @@ MISTAKES = [
     ("invalid TOML", "listen = \n", "", ["not valid TOML"]),
     ("unknown top-level field", 'lisen = ":1"\n', "lisen",
      ["unknown field", "admin_socket, breaker, btf, listen, otlp, pin_root, programs, registry"]),
+
+
+     ["unknown field", "admin_socket, breaker, listen, mitigations, otlp, pin_root, programs, registry"]),
     ("bad listen", 'listen = "9436"\n', "listen", ["'9436' is not HOST:PORT"]),
     ("listen port too large", 'listen = "0.0.0.0:70000"\n', "listen", ["is not HOST:PORT"]),
     ("listen not a string", "listen = 9436\n", "listen", ["expected a string", "9436"]),

@@ -33,7 +33,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAMS_DIR = ROOT / "programs"
-BUILTINS = sorted(d.name for d in PROGRAMS_DIR.iterdir() if (d / "manifest.toml").is_file())
+ALL_PROGRAMS = sorted(d.name for d in PROGRAMS_DIR.iterdir() if (d / "manifest.toml").is_file())
+# Mitigations (a [mitigation] table) attach only where configured: tests/mitigations covers them.
+MITIGATIONS = [n for n in ALL_PROGRAMS if "[mitigation]" in (PROGRAMS_DIR / n / "manifest.toml").read_text()]
+BUILTINS = [n for n in ALL_PROGRAMS if n not in MITIGATIONS]
 
 
 def is_bcc_program(name: str) -> bool:

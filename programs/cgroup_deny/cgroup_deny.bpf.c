@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Mitigation: inside one cgroup (v2), refuse opening or creating devices on a deny-list
+ * (cgroup/dev) and refuse writing sysctls on a deny-list (cgroup/sysctl). Both return EPERM
+ * to the caller in enforce mode; in monitor mode they count and report only.
+ * docs/mitigations.md.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "bpfleet.h"
+#include "cgroup_deny.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct device_key);
+	__type(value, __u64);
+} deny_devices SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct sysctl_key);
+	__type(value, __u64);
+} deny_sysctls SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} mode SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 8);
+	__type(key, struct decision_key);
+	__type(value, __u64);
+} decisions SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 64 * 1024);
+} events SEC(".maps");
+
+__u64 events_dropped = 0;
+const struct cgroup_deny_event *const cgroup_deny_event_btf = 0;
+
+/* Count the decision, report it; -> 1 to allow, 0 to refuse (EPERM). */
+static __always_inline int decide(__u64 *hits, enum cgroup_deny_reason reason, struct cgroup_deny_event *e)
+{
+	__u32 zero = 0, *m = bpf_map_lookup_elem(&mode, &zero);
+	struct decision_key key = { .reason = reason };
+	__u64 one = 1, *count;
+
+	key.action = m && *m == CGROUP_DENY_ENFORCE ? blocked : would_block;
+	__sync_fetch_and_add(hits, 1);
+	count = bpf_map_lookup_elem(&decisions, &key);
+	if (count)
+		*count += 1;
+	else
+		bpf_map_update_elem(&decisions, &key, &one, BPF_NOEXIST);
+	if (e) {
+		e->ts_ns = bpf_ktime_get_ns();
+		e->cgroup_id = bpf_get_current_cgroup_id();
+		e->pid = bpf_get_current_pid_tgid() >> 32;
+		e->uid = (__u32)bpf_get_current_uid_gid();
+		bpf_get_current_comm(e->comm, sizeof(e->comm));
+		e->action = key.action;
+		e->reason = reason;
+		bpf_ringbuf_submit(e, 0);
+	} else {
+		__sync_fetch_and_add(&events_dropped, 1);
+	}
+	return key.action == blocked ? 0 : 1;
+}
+
+SEC("cgroup/dev")
+int deny_device(struct bpf_cgroup_dev_ctx *ctx)
+{
+	struct device_key key = { .type = ctx->access_type & 0xffff, .major = ctx->major, .minor = ctx->minor };
+	struct cgroup_deny_event *e;
+	__u64 *hits;
+
+	if (!bpfleet_active())
+		return 1;
+	hits = bpf_map_lookup_elem(&deny_devices, &key);
+	if (!hits) {
+		key.minor = CGROUP_DENY_ANY;
+		hits = bpf_map_lookup_elem(&deny_devices, &key);
+	}
+	if (!hits) {
+		key.major = CGROUP_DENY_ANY;
+		hits = bpf_map_lookup_elem(&deny_devices, &key);
+	}
+	if (!hits)
+		return 1;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (e) {
+		__builtin_memset(e, 0, sizeof(*e));
+		e->dev_type = ctx->access_type & 0xffff;
+		e->dev_major = ctx->major;
+		e->dev_minor = ctx->minor;
+		e->dev_access = ctx->access_type >> 16;
+	}
+	return decide(hits, denied_device, e);
+}
+
+SEC("cgroup/sysctl")
+int deny_sysctl_write(struct bpf_sysctl *ctx)
+{
+	struct sysctl_key key = {};
+	struct cgroup_deny_event *e;
+	__u64 *hits;
+
+	if (!bpfleet_active() || !ctx->write)
+		return 1;
+	if (bpf_sysctl_get_name(ctx, key.name, sizeof(key.name), 0) < 0)
+		return 1;	/* longer than any name we can hold: not on the list */
+	hits = bpf_map_lookup_elem(&deny_sysctls, &key);
+	if (!hits)
+		return 1;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (e) {
+		__builtin_memset(e, 0, sizeof(*e));
+		__builtin_memcpy(e->sysctl, key.name, sizeof(e->sysctl));
+	}
+	return decide(hits, denied_sysctl_write, e);
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+#ifndef __CGROUP_DENY_H
+#define __CGROUP_DENY_H
+
+#define CGROUP_DENY_COMM_LEN	16
+#define CGROUP_DENY_SYSCTL_LEN	64
+#define CGROUP_DENY_ANY		0xffffffff	/* "*" in a device entry */
+
+/* A device list key (bpfleet/listkinds.py "device"): type 2 char, 1 block. */
+struct device_key {
+	__u32 type;
+	__u32 major;
+	__u32 minor;
+};
+
+struct sysctl_key {
+	char name[CGROUP_DENY_SYSCTL_LEN];
+};
+
+enum cgroup_deny_mode { CGROUP_DENY_MONITOR = 0, CGROUP_DENY_ENFORCE = 1 };
+/* Label values of cgroup_deny_decisions_total: the enumerator names are the values. */
+enum cgroup_deny_action { would_block = 0, blocked = 1 };
+enum cgroup_deny_reason { denied_device = 0, denied_sysctl_write = 1 };
+
+struct decision_key {
+	enum cgroup_deny_action action;
+	enum cgroup_deny_reason reason;
+};
+
+/* One ring-buffer record per decision. */
+struct cgroup_deny_event {
+	__u64 ts_ns;
+	__u64 cgroup_id;
+	__u32 pid;
+	__u32 uid;
+	char comm[CGROUP_DENY_COMM_LEN];
+	enum cgroup_deny_action action;
+	enum cgroup_deny_reason reason;
+	__u32 dev_type;			/* devices: 2 char, 1 block */
+	__u32 dev_major;
+	__u32 dev_minor;
+	__u32 dev_access;		/* BPF_DEVCG_ACC_MKNOD 1, READ 2, WRITE 4 */
+	char sysctl[CGROUP_DENY_SYSCTL_LEN];	/* sysctls: the name, "net/ipv4/ip_forward" */
+};
+
+#endif /* __CGROUP_DENY_H */

@@ -1,0 +1,125 @@
+"""Helpers for the mitigation tests: a veth pair into a scratch network namespace, UDP traffic
+from chosen source addresses, a scratch cgroup v2. Names carry BPFLEET_LAB_PREFIX (default
+"bpflmit") so parallel sessions on one machine don't collide; everything is removed after."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+PREFIX = os.environ.get("BPFLEET_LAB_PREFIX", "bpflmit")[:7]
+SUBNET = os.environ.get("BPFLEET_LAB_SUBNET", "10.213.220.0/24")
+
+
+def cgroup2_root() -> Path:
+    """Where cgroup v2 is mounted: /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid hosts."""
+    with open("/proc/mounts") as f:
+        for line in f:
+            dev, mnt, fstype = line.split()[:3]
+            if fstype == "cgroup2":
+                return Path(mnt)
+    raise AssertionError("no cgroup v2 hierarchy is mounted")
+
+
+def _net(last: int) -> str:
+    """An address in the top /28 of our lab subnet (the lab's VMs use the low addresses)."""
+    base = SUBNET.split("/")[0].rsplit(".", 1)[0]
+    return f"{base}.{last}"
+
+
+def sh(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()}")
+    return r
+
+
+class VethPair:
+    """host end `<prefix>-h` here (HOST_IP), peer end `<prefix>-p` in netns `<prefix>-peer`
+    holding ALLOWED_SRC and DENIED_SRC; traffic flows peer -> host, through the host end's XDP."""
+    HOST_IP, ALLOWED_SRC, DENIED_SRC = _net(241), _net(242), _net(250)
+    DENIED_PREFIX, ALLOWED_PREFIX = _net(248) + "/29", _net(240) + "/29"   # .248-.255, .240-.247
+
+    def __init__(self):
+        self.netns, self.host, self.peer = f"{PREFIX}-peer", f"{PREFIX}-h", f"{PREFIX}-p"
+
+    def up(self) -> "VethPair":
+        self.down()
+        sh("ip", "netns", "add", self.netns)
+        sh("ip", "link", "add", self.host, "type", "veth", "peer", "name", self.peer, "netns", self.netns)
+        sh("ip", "addr", "add", f"{self.HOST_IP}/32", "dev", self.host)
+        sh("ip", "link", "set", self.host, "up")
+        sh("ip", "route", "add", _net(240) + "/28", "dev", self.host)
+        for addr in (self.ALLOWED_SRC, self.DENIED_SRC):
+            self.in_ns("ip", "addr", "add", f"{addr}/28", "dev", self.peer)
+        self.in_ns("ip", "link", "set", self.peer, "up")
+        self.in_ns("ip", "link", "set", "lo", "up")
+        return self
+
+    def in_ns(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+        return sh("ip", "netns", "exec", self.netns, *cmd, check=check)
+
+    def down(self) -> None:
+        sh("ip", "link", "del", self.host, check=False)
+        sh("ip", "netns", "del", self.netns, check=False)
+
+    def xdp_attached(self) -> bool:
+        info = json.loads(sh("ip", "-j", "link", "show", "dev", self.host).stdout)[0]
+        return "xdp" in info
+
+    def send(self, sources: dict[str, int], timeout: float = 1.0) -> dict[str, int]:
+        """Send UDP datagrams peer -> host: {source address: how many}. -> received per source."""
+        rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        rx.bind((self.HOST_IP, 0))
+        port = rx.getsockname()[1]
+        token = uuid.uuid4().hex[:8].encode()
+        script = ("import socket,sys,json\n"
+                  "for src,n in json.loads(sys.argv[1]).items():\n"
+                  "    s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind((src,0))\n"
+                  f"    [s.sendto({token!r}+src.encode(),({self.HOST_IP!r},{port})) for _ in range(n)]\n")
+        self.in_ns("python3", "-c", script, json.dumps(sources))
+        got = {src: 0 for src in sources}
+        rx.settimeout(timeout)
+        end = time.monotonic() + timeout
+        try:
+            while time.monotonic() < end and sum(got.values()) < sum(sources.values()):
+                data, (addr, _) = rx.recvfrom(256)
+                if data.startswith(token):
+                    got[addr] = got.get(addr, 0) + 1
+        except socket.timeout:
+            pass
+        finally:
+            rx.close()
+        return got
+
+
+class ScratchCgroup:
+    """A cgroup v2 directory of our own; `run()` starts a command inside it."""
+
+    def __init__(self):
+        self.path = cgroup2_root() / f"{PREFIX}-{uuid.uuid4().hex[:6]}"
+
+    def __enter__(self) -> "ScratchCgroup":
+        self.path.mkdir()
+        return self
+
+    def run(self, *cmd: str) -> subprocess.CompletedProcess:
+        procs = str(self.path / "cgroup.procs")
+
+        def enter():
+            with open(procs, "w") as f:
+                f.write(str(os.getpid()))
+        return subprocess.run(cmd, capture_output=True, text=True, preexec_fn=enter, timeout=30)
+
+    def __exit__(self, *exc) -> None:
+        for _ in range(50):
+            try:
+                self.path.rmdir()
+                return
+            except OSError:
+                time.sleep(0.1)   # the last process is still leaving
+        raise AssertionError(f"could not remove cgroup {self.path}")
