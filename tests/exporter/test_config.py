@@ -146,10 +146,7 @@ MISTAKES = [
     # (id, text, field, words in the message)
     ("invalid TOML", "listen = \n", "", ["not valid TOML"]),
     ("unknown top-level field", 'lisen = ":1"\n', "lisen",
-     ["unknown field", "admin_socket, breaker, btf, listen, otlp, pin_root, programs, registry"]),
-
-
-     ["unknown field", "admin_socket, breaker, listen, mitigations, otlp, pin_root, programs, registry"]),
+     ["unknown field", "admin_socket, breaker, btf, listen, mitigations, otlp, pin_root, programs, registry"]),
     ("bad listen", 'listen = "9436"\n', "listen", ["'9436' is not HOST:PORT"]),
     ("listen port too large", 'listen = "0.0.0.0:70000"\n', "listen", ["is not HOST:PORT"]),
     ("listen not a string", "listen = 9436\n", "listen", ["expected a string", "9436"]),
