@@ -246,7 +246,8 @@ def _bcc_manifest(artifact: Artifact):
 
 
 def verify_program(artifact: Artifact, knobs: dict, config_where: str,
-                   variant: str | None = None, btf_path: str | None = None):
+                   variant: str | None = None, btf_path: str | None = None,
+                   variant_where: str = "--variant"):
     """Everything a load does but attach: manifest, BTF binding, kernel probe, knobs, verifier,
     variant choice. Nothing runs and nothing stays loaded (the rollout preflight).
     -> (plan, the variant that would run or None, verdicts)"""
@@ -259,7 +260,7 @@ def verify_program(artifact: Artifact, knobs: dict, config_where: str,
             _kernel_load(obj, artifact)
         return plan
     from exporter.variant_load import with_variants   # it imports LoadError from here
-    return with_variants(_manifest(artifact), variant, config_where, attempt,
+    return with_variants(_manifest(artifact), variant, variant_where, attempt,
                          lambda v: _open_configured(artifact, knobs, config_where, v, btf_path))
 
 
@@ -278,7 +279,7 @@ def load_program(artifact: Artifact, knobs: dict, pin_root: str, config_where: s
         return _load_attach(artifact, obj, plan, knobs, pin_root, previous)
     from exporter.variant_load import with_variants
     (prog, reused), name, verdicts = with_variants(
-        _manifest(artifact), variant, config_where, attempt,
+        _manifest(artifact), variant, f"{config_where}.variant", attempt,
         lambda v: _open_configured(artifact, knobs, config_where, v, btf_path))
     prog.variant, prog.variants = name, verdicts
     return prog, reused
