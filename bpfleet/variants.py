@@ -103,9 +103,11 @@ def unavailable_reason(findings: list[Finding]) -> str | None:
     return "; ".join(dict.fromkeys(missing)) if missing else None
 
 
-def verdicts_after(order: list[VariantSpec], tried: list[Verdict], forced: str | None) -> list[Verdict]:
+def verdicts_after(order: list[VariantSpec], tried: list[Verdict], forced: str | None,
+                   forced_by: str = "the config") -> list[Verdict]:
     """The full report in manifest order: `tried` (in try order, the last one running or not)
-    plus not_tried for the rest. A forced variant that did not run says so in its reason."""
+    plus not_tried for the rest. A forced variant that did not run says so in its reason, and
+    what forced it (`forced_by`: "--variant", "<config>: programs.tcp.variant")."""
     seen = {v.variant for v in tried}
     running = next((v.variant for v in tried if v.state == RUNNING), None)
     rest = [Verdict(v.name, NOT_TRIED, f"{running} runs: it comes first"
@@ -114,7 +116,7 @@ def verdicts_after(order: list[VariantSpec], tried: list[Verdict], forced: str |
     out = []
     for v in tried + rest:
         if v.variant == forced and v.state != RUNNING:
-            v = Verdict(v.variant, v.state, f"forced by the config, but {v.reason}; fell back to "
+            v = Verdict(v.variant, v.state, f"forced by {forced_by}, but {v.reason}; fell back to "
                         f"{running or 'nothing'}")
         out.append(v)
     index = {v.name: i for i, v in enumerate(sorted(order, key=lambda s: s.where))}

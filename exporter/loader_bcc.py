@@ -11,7 +11,8 @@ from bpfleet.manifest import Manifest
 from bpfleet.problems import Problem
 from bpfleet.registry import Artifact
 from exporter import bccsource
-from exporter.loader import LoadError, LoadedProgram, _wire
+from exporter.loaded import LoadedProgram, wire
+from exporter.loader import LoadError
 
 
 class NotApplicable(LoadError):
@@ -68,7 +69,7 @@ def load_bcc(artifact: Artifact, m: Manifest, pin_root: str) -> LoadedProgram:
         tag = artifact.version.replace(".", "_")
         pin_dir = os.path.join(pin_root, artifact.name, f"{tag}-{time.monotonic_ns()}")
         prog = LoadedProgram(artifact, plan, obj, pin_dir, {})
-        _wire(prog)
+        wire(prog)
         obj.pin(pin_dir)
         return prog
     except BaseException:

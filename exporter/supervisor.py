@@ -18,7 +18,8 @@ from exporter import btf_source
 from exporter.btf_source import BtfConfig
 from exporter.config import Config, ProgramConfig
 from exporter.limits import DEFAULT_MAX_SERIES
-from exporter.loader import LoadError, LoadedProgram, load_program
+from exporter.loaded import LoadedProgram
+from exporter.loader import LoadError, load_program
 from exporter.loader_bcc import NotApplicable
 from exporter.snapshot import SlotState, Snapshot
 

@@ -31,7 +31,6 @@ class LabConfig:
     port_base: int = DEFAULT_PORT_BASE
     vm_memory_mb: int = 512
     vm_boot_timeout: float = 420.0
-    image_variant: str = ""          # "" the base VM image; "bcc" adds headers + bcc (image.VARIANTS)
 
     def __post_init__(self):
         object.__setattr__(self, "state_dir", Path(self.state_dir))
@@ -55,13 +54,12 @@ class LabConfig:
 
     @classmethod
     def from_env(cls, **overrides) -> "LabConfig":
-        """Defaults, then $BPFLEET_LAB_DIR, _CACHE, _PREFIX, _SUBNET, _PORT_BASE, _IMAGE_VARIANT, then overrides
+        """Defaults, then $BPFLEET_LAB_DIR, _CACHE, _PREFIX, _SUBNET, _PORT_BASE, then overrides
         that are not None."""
         env = os.environ
         kw = {"state_dir": env.get("BPFLEET_LAB_DIR"), "cache_dir": env.get("BPFLEET_LAB_CACHE"),
               "prefix": env.get("BPFLEET_LAB_PREFIX"), "subnet": env.get("BPFLEET_LAB_SUBNET"),
-              "port_base": env.get("BPFLEET_LAB_PORT_BASE"),
-              "image_variant": env.get("BPFLEET_LAB_IMAGE_VARIANT")}
+              "port_base": env.get("BPFLEET_LAB_PORT_BASE")}
         kw.update({k: v for k, v in overrides.items() if v is not None})
         kw = {k: v for k, v in kw.items() if v not in (None, "")}
         if "port_base" in kw:

@@ -24,8 +24,13 @@ RECIPE = {
     "suite": "bookworm",
     "kernel_package": "linux-image-amd64",     # bookworm's 6.1, resolved to its ABI package
     # python3(-venv): Ansible modules and a venv for the exporter; libbpf1: the exporter's libbpf.
+    # linux-headers-amd64 (matching the image's kernel) and python3-bpfcc: bcc-source programs
+    # compile in the VM; python3-tomli: the exporter runs from a copied source tree with the
+    # system python3 (bcc lives in its dist-packages). One image for every lab VM: CI builds
+    # it once (tests/kernel_matrix needs bcc, the rest do not mind it).
     "packages": ["openssh-server", "python3", "python3-venv", "bpftool", "iproute2", "kmod",
-                 "procps", "libbpf1", "busybox-static"],
+                 "procps", "libbpf1", "busybox-static", "linux-headers-amd64", "python3-bpfcc",
+                 "python3-tomli"],
     # Module trees a VM never needs (saves ~200 MB of the ~390 MB).
     "prune_modules": ["drivers/gpu", "drivers/media", "drivers/net/wireless",
                       "drivers/net/ethernet", "drivers/infiniband", "drivers/staging",
@@ -37,24 +42,10 @@ RECIPE = {
 }
 
 
-# Image variants: the base recipe plus packages, cached apart from the base image (under
-# <cache>/variant-images/, which the base image's pruning never touches). "bcc": kernel headers
-# matching the image's kernel and Debian's bcc, so bcc-source programs compile in the VM; plus
-# tomli, so the exporter runs from a copied source tree with the system python3 (bcc lives in
-# its dist-packages). tests/kernel_matrix boots it.
-VARIANTS = {"bcc": ["linux-headers-amd64", "python3-bpfcc", "python3-tomli"]}
-
-
-def recipe_key(variant: str = "") -> str:
-    recipe = dict(RECIPE, packages=RECIPE["packages"] + VARIANTS[variant]) if variant else RECIPE
-    text = json.dumps({"recipe": recipe, "init": guest.INIT, "files": guest.ROOTFS_FILES,
+def recipe_key() -> str:
+    text = json.dumps({"recipe": RECIPE, "init": guest.INIT, "files": guest.ROOTFS_FILES,
                        "stage1": guest.STAGE1_MODULES}, sort_keys=True)
-    key = hashlib.sha256(text.encode()).hexdigest()[:16]
-    return f"{variant}-{key}" if variant else key
-
-
-def images_dir(cache_dir: Path, variant: str = "") -> Path:
-    return Path(cache_dir, "variant-images" if variant else "images")
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -81,50 +72,45 @@ class Image:
         return asdict(self)
 
 
-def cached_image(cache_dir: Path, variant: str = "") -> Image | None:
-    d = images_dir(cache_dir, variant) / recipe_key(variant)
+def cached_image(cache_dir: Path) -> Image | None:
+    d = Path(cache_dir, "images", recipe_key())
     try:
         return Image(**json.loads((d / "image.json").read_text()))
     except (OSError, ValueError, TypeError):
         return None
 
 
-def ensure_image(cache_dir: Path, say=print, variant: str = "") -> Image:
-    """The image for the current recipe (and `variant`, see VARIANTS), built first if it is
-    not in the cache."""
+def ensure_image(cache_dir: Path, say=print) -> Image:
+    """The image for the current recipe, built first if it is not in the cache."""
     import fcntl
-    if variant and variant not in VARIANTS:
-        raise LabError(f"no VM image variant {variant!r} (variants: {', '.join(VARIANTS)})")
-    images = images_dir(cache_dir, variant)
+    images = Path(cache_dir, "images")
     images.mkdir(parents=True, exist_ok=True)
-    key = recipe_key(variant)
+    key = recipe_key()
     with open(images / f"{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)      # a second `lab up` waits for the first's build
-        img = cached_image(cache_dir, variant)
+        img = cached_image(cache_dir)
         if img:
             return img
         require_tools(VM_TOOLS)
         log = images / f"{key}.build.log"
         say(f"building the VM image {key} (debootstrap {RECIPE['suite']}; a few minutes, "
             f"log {log})")
-        packages = RECIPE["packages"] + (VARIANTS[variant] if variant else [])
-        img = _Build(images, key, log, say, packages).run()
-    _prune(images, key, f"{variant}-" if variant else "")
+        img = _Build(images, key, log, say).run()
+    _prune(images, key)
     return img
 
 
-def _prune(images: Path, keep: str, prefix: str = "") -> None:
-    """Images of older recipes of the same variant go (~400 MB each). A VM running from one
-    keeps its open file."""
+def _prune(images: Path, keep: str) -> None:
+    """Images of older recipes go (~500 MB each). A VM running from one keeps its open file."""
     for p in images.iterdir():
-        if p.name.startswith(prefix) and not p.name.startswith(keep):
+        if not p.name.startswith(keep):
             shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
 
 
 class _Build:
-    def __init__(self, images: Path, key: str, log: Path, say, packages: list[str]):
+    def __init__(self, images: Path, key: str, log: Path, say):
         self.work, self.dest, self.log, self.say = images / f"{key}.build", images / key, log, say
-        self.key, self.step, self.packages = key, "", packages
+        self.key, self.step = key, ""
 
     def sh(self, *argv, timeout: float = 1800, **kw) -> str:
         argv = [str(a) for a in argv]
@@ -168,7 +154,7 @@ class _Build:
         return img
 
     def debootstrap(self, root: Path, out: Path) -> None:
-        self.sh("debootstrap", "--variant=minbase", "--include=" + ",".join(self.packages),
+        self.sh("debootstrap", "--variant=minbase", "--include=" + ",".join(RECIPE["packages"]),
                 RECIPE["suite"], root, MIRROR)
 
     def kernel(self, root: Path, out: Path) -> None:
@@ -191,10 +177,10 @@ class _Build:
         mods = kdir / "lib/modules" / self.release
         for p in RECIPE["prune_modules"]:
             shutil.rmtree(mods / "kernel" / p, ignore_errors=True)
-        # dirs_exist_ok: a headers package (image variant "bcc") made <release>/build already
+        # dirs_exist_ok: the headers package made <release>/build already
         shutil.copytree(mods, root / "usr/lib/modules" / self.release, symlinks=True,
                         dirs_exist_ok=True)
-        headers = [p for p in self.packages if p.startswith("linux-headers")]
+        headers = [p for p in RECIPE["packages"] if p.startswith("linux-headers")]
         if headers and not (root / "usr/src" / f"linux-headers-{self.release}").is_dir():
             raise LabError(f"VM image build failed (kernel): {headers[0]} did not install headers "
                            f"for the image's kernel {self.release}; log {self.log}")

@@ -65,7 +65,7 @@ def up(cfg: LabConfig, total: int, vms: int = 0, say=print) -> LabState:
         vms_todo = [h for h in plan if h.kind == "vm"
                     and not (h.name in st.hosts and _alive(cfg, st.hosts[h.name]))]
         # The image first: a failed build leaves the lab as it was.
-        image = ensure_image(cfg.cache_dir, say, cfg.image_variant) if vms_todo else None
+        image = ensure_image(cfg.cache_dir, say) if vms_todo else None
         _up_netns(st, [h for h in plan if h.kind == "netns"], key, say)
         _up_vms(st, [h for h in plan if h.kind == "vm"], vms_todo, image, key, say)
         _save(st)

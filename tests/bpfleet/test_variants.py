@@ -93,10 +93,10 @@ def test_verdicts_report_every_variant_in_manifest_order():
     order = V.choose(m.variants, "kprobe")
     tried = [V.Verdict("kprobe", V.UNAVAILABLE, "kprobes are not available"),
              V.Verdict("fentry", V.RUNNING, "best")]
-    out = V.verdicts_after(order, tried, "kprobe")
+    out = V.verdicts_after(order, tried, "kprobe", "--variant")
     assert [(v.variant, v.state) for v in out] == [("fentry", "running"), ("kprobe", "unavailable"),
                                                   ("tracepoint", "not_tried")]
-    assert out[1].reason == "forced by the config, but kprobes are not available; fell back to fentry"
+    assert out[1].reason == "forced by --variant, but kprobes are not available; fell back to fentry"
     assert out[2].reason == "fentry runs: it comes first in the manifest"
 
 

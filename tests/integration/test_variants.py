@@ -69,7 +69,8 @@ def test_forcing_a_refused_variant_falls_back(exporters, here_lacks_fentry):
     st = e.program("tcp")
     assert st["variant"] == "tracepoint" and st["variant_forced"] == "fentry", st
     v = _verdicts(st)
-    assert v["fentry"]["reason"].startswith("forced by the config, but ") and \
+    assert v["fentry"]["reason"].startswith("forced by ") and \
+        v["fentry"]["reason"].split(", but ")[0].endswith("exporter.toml: programs.tcp.variant") and \
         v["fentry"]["reason"].endswith("fell back to tracepoint"), v
     assert st["error"] is None and st["load_errors"] == 0
 
@@ -78,11 +79,12 @@ def test_forcing_the_running_variant_and_an_unknown_one(exporters):
     e = exporters({"tcp": {"variant": "tracepoint"}, "oomkill": {"variant": "fentry"}})
     e.wait_attached("tcp")
     st = e.program("tcp")
-    assert _verdicts(st)["tracepoint"] == {"variant": "tracepoint", "state": "running",
-                                          "reason": "forced by the config"}
+    running = _verdicts(st)["tracepoint"]
+    assert running["state"] == "running" and running["reason"].startswith("forced by ") and \
+        running["reason"].endswith("exporter.toml: programs.tcp.variant"), running
     bad = deadline_poll(lambda: (p := e.program("oomkill")) and p["state"] == "failed" and p, 10,
                         what="oomkill failed")
-    assert "programs.oomkill: variant" in bad["error"] and "no variant 'fentry'" in bad["error"], bad
+    assert "programs.oomkill.variant: " in bad["error"] and "no variant 'fentry'" in bad["error"], bad
 
 
 TWO_SRC = '''#include "vmlinux.h"
@@ -203,4 +205,4 @@ def test_verify_reports_the_variant_that_would_run(registry, here_lacks_fentry):
     out = json.loads(r.stdout)
     assert r.returncode == 0 and out["ok"] and out["variant"] == "tracepoint", out
     v = {x["variant"]: x for x in out["variants"]}
-    assert v["kprobe"]["reason"].startswith("forced by the config, but kprobes are not available")
+    assert v["kprobe"]["reason"].startswith("forced by --variant, but kprobes are not available")

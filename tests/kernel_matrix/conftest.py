@@ -1,7 +1,9 @@
 """The kernel matrix's runs: every built-in program in one exporter on this machine's kernel,
-and in one lab VM (Debian bookworm's 6.1 kernel, image variant "bcc": kernel headers and
+and in one lab VM (Debian bookworm's 6.1 kernel; the lab image has its kernel headers and
 python3-bpfcc, so bcc-source programs compile there). Each run: start the exporter, scrape,
 run workload.py, scrape until every program's metric grew (or a deadline), read /status.
+Then, per kernel, one extra exporter run per matrix.variant_passes (every variant that can load
+there, forced; the programs with variants only, so no bcc compile): their cost by variant.
 The module writes docs/kernel-matrix.md from the runs (matrix.py)."""
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ LAB = {"BPFLEET_LAB_DIR": "/var/lib/bpfleet-lab-kmx", "BPFLEET_LAB_PREFIX": "bpf
 VM_MEMORY_MB = 1024          # clang inside bcc needs more than the lab's default 512
 EXPORTER_READY_S = 900       # bcc compiles two programs under TCG
 COUNT_DEADLINE_S = 180
+VARIANT_READY_S = 300        # a forced-variant run: libbpf programs only
 
 
 def pytest_configure(config):
@@ -78,22 +81,29 @@ def host_run(registry, tmp_path_factory):
     if os.geteuid() != 0:
         pytest.skip("the kernel matrix loads BPF programs: run as root")
     t0 = time.monotonic()
-    e = Exporter(tmp_path_factory.mktemp("matrix-host"), registry, {n: {} for n in BUILTINS}).start()
-    try:
-        end = time.monotonic() + 60
-        while not settled(e.status()) and time.monotonic() < end:
-            time.sleep(0.2)
-        started = time.monotonic() - t0
 
-        def workload():
-            r = subprocess.run([sys.executable, str(HERE / "workload.py")], capture_output=True,
-                               text=True, check=True, timeout=300)
-            return json.loads(r.stdout)
-        status, before, after, work = measure(lambda p: e.get(p)[2].decode(), workload)
-    finally:
-        e.stop()
+    def workload():
+        r = subprocess.run([sys.executable, str(HERE / "workload.py")], capture_output=True,
+                           text=True, check=True, timeout=300)
+        return json.loads(r.stdout)
+
+    def one_run(programs: dict) -> tuple:
+        e = Exporter(tmp_path_factory.mktemp("matrix-host"), registry, programs).start()
+        try:
+            end = time.monotonic() + 60
+            while not settled(e.status()) and time.monotonic() < end:
+                time.sleep(0.2)
+            started = time.monotonic() - t0
+            return started, measure(lambda p: e.get(p)[2].decode(), workload)
+        finally:
+            e.stop()
+    started, (status, before, after, work) = one_run({n: {} for n in BUILTINS})
+    forced = []
+    for pass_ in matrix.variant_passes(status):   # none here unless this kernel allows 2 variants
+        _s, (st, b, a, _w) = one_run({n: {"variant": v} for n, v in pass_.items()})
+        forced += matrix.rows(st, b, a)
     run = matrix.KernelRun(os.uname().release, "this machine (CI host)", matrix.rows(status, before, after),
-                           work, {"exporter start": started, "total": time.monotonic() - t0})
+                           work, {"exporter start": started, "total": time.monotonic() - t0}, forced)
     REPORT.append(f"host {run.kernel}: " + ", ".join(f"{k} {v:.1f} s" for k, v in run.seconds.items()))
     return run
 
@@ -131,15 +141,15 @@ def vm_run(registry):
                     prefix=os.environ.get("BPFLEET_LAB_PREFIX", LAB["BPFLEET_LAB_PREFIX"]),
                     subnet=os.environ.get("BPFLEET_LAB_SUBNET", LAB["BPFLEET_LAB_SUBNET"]),
                     port_base=int(os.environ.get("BPFLEET_LAB_PORT_BASE", LAB["BPFLEET_LAB_PORT_BASE"])),
-                    vm_memory_mb=VM_MEMORY_MB, image_variant="bcc")
+                    vm_memory_mb=VM_MEMORY_MB)
     quiet = lambda m: None  # noqa: E731
     seconds = {}
     t = time.monotonic()
-    cached = cached_image(cfg.cache_dir, "bcc") is not None
+    cached = cached_image(cfg.cache_dir) is not None
     try:
-        image = ensure_image(cfg.cache_dir, quiet, "bcc")
+        image = ensure_image(cfg.cache_dir, quiet)
     except LabError as e:
-        pytest.fail(f"VM image (variant bcc) build failed: {e}")
+        pytest.fail(f"VM image build failed: {e}")
     seconds["image " + ("(cached)" if cached else "build")] = time.monotonic() - t
     lablib.down(cfg, quiet)
     _wait_ports_free(cfg.port_base + 1, cfg.port_base + 101)   # a QEMU just stopped may linger
@@ -156,47 +166,63 @@ def vm_run(registry):
         subprocess.run(ssh_argv(host, key, 60) + ["--", "mkdir -p /opt/bpfleet-matrix && "
                        "tar -xz -C /opt/bpfleet-matrix"], input=payload, check=True, timeout=300,
                        capture_output=True)
-        config = ("listen = \"0.0.0.0:9436\"\nregistry = \"/opt/bpfleet-matrix/registry\"\n"
-                  "pin_root = \"/sys/fs/bpf/bpfleet-matrix\"\nadmin_socket = \"/run/bpfleet/matrix.sock\"\n"
-                  + "".join(f"[programs.{n}]\n" for n in BUILTINS))
-        start = ("mkdir -p /run/bpfleet && cd /opt/bpfleet-matrix/src && cat > /opt/bpfleet-matrix/exporter.toml "
-                 f"<<'EOF'\n{config}EOF\n"
-                 "setsid python3 -c 'import argparse, sys; from exporter.daemon import run_exporter; "
-                 "sys.exit(run_exporter(argparse.Namespace(config=sys.argv[1], listen=None, check=False, "
-                 "strict=False, registry=None)))' /opt/bpfleet-matrix/exporter.toml "
-                 "> /opt/bpfleet-matrix/exporter.log 2>&1 < /dev/null & echo $! > /run/bpfleet/matrix.pid")
-        ssh(host, key, start, timeout=120, connect_timeout=60)
-        seconds["copy + start"] = time.monotonic() - t
+        seconds["copy"] = time.monotonic() - t
 
         def get(path: str) -> str:
             with urllib.request.urlopen(f"{host.exporter_url}{path}", timeout=60) as r:
                 return r.read().decode()
-        t = time.monotonic()
-        end = t + EXPORTER_READY_S
-        while True:
-            try:
-                if settled(json.loads(get("/status"))):
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > end:
-                log = ssh(host, key, "tail -40 /opt/bpfleet-matrix/exporter.log", check=False).stdout
-                pytest.fail(f"the exporter in the VM did not load its programs in {EXPORTER_READY_S} s:\n{log}")
-            time.sleep(3)
-        seconds["exporter start (bcc compiles)"] = time.monotonic() - t
 
         def workload():
             r = ssh(host, key, "python3 /opt/bpfleet-matrix/src/workload.py", timeout=600, connect_timeout=60)
             return json.loads(r.stdout)
+
+        def one_run(programs: dict[str, str | None], ready_s: float) -> tuple:
+            """Start an exporter with `programs` (name -> forced variant or None), wait for it
+            to settle, measure, stop it. -> (status, before, after, workload, seconds to start)"""
+            config = ("listen = \"0.0.0.0:9436\"\nregistry = \"/opt/bpfleet-matrix/registry\"\n"
+                      "pin_root = \"/sys/fs/bpf/bpfleet-matrix\"\nadmin_socket = \"/run/bpfleet/matrix.sock\"\n"
+                      + "".join(f"[programs.{n}]\n" + (f"variant = \"{v}\"\n" if v else "")
+                                for n, v in programs.items()))
+            start = ("mkdir -p /run/bpfleet && cd /opt/bpfleet-matrix/src && cat > /opt/bpfleet-matrix/exporter.toml "
+                     f"<<'EOF'\n{config}EOF\n"
+                     "setsid python3 -c 'import argparse, sys; from exporter.daemon import run_exporter; "
+                     "sys.exit(run_exporter(argparse.Namespace(config=sys.argv[1], listen=None, check=False, "
+                     "strict=False, registry=None)))' /opt/bpfleet-matrix/exporter.toml "
+                     "> /opt/bpfleet-matrix/exporter.log 2>&1 < /dev/null & echo $! > /run/bpfleet/matrix.pid")
+            t = time.monotonic()
+            ssh(host, key, start, timeout=120, connect_timeout=60)
+            end = t + ready_s
+            while True:
+                try:
+                    if settled(json.loads(get("/status"))):
+                        break
+                except OSError:
+                    pass
+                if time.monotonic() > end:
+                    log = ssh(host, key, "tail -40 /opt/bpfleet-matrix/exporter.log", check=False).stdout
+                    pytest.fail(f"the exporter in the VM did not load its programs in {ready_s} s:\n{log}")
+                time.sleep(3)
+            started = time.monotonic() - t
+            measured = measure(get, workload)
+            # Wait for it to exit (it unpins and frees the port) before the next run starts.
+            ssh(host, key, "p=$(cat /run/bpfleet/matrix.pid); kill $p; "
+                "while kill -0 $p 2>/dev/null; do sleep 0.2; done", check=False, timeout=120)
+            return (*measured, started)
         t = time.monotonic()
-        status, before, after, work = measure(get, workload)
-        seconds["workload + scrapes"] = time.monotonic() - t
-        ssh(host, key, "kill $(cat /run/bpfleet/matrix.pid)", check=False, timeout=60)
+        status, before, after, work, started = one_run({n: None for n in BUILTINS}, EXPORTER_READY_S)
+        seconds["exporter start (bcc compiles)"] = started
+        seconds["workload + scrapes"] = time.monotonic() - t - started
+        t = time.monotonic()
+        forced = []
+        for pass_ in matrix.variant_passes(status):
+            st, b, a, _w, _s = one_run(pass_, VARIANT_READY_S)
+            forced += matrix.rows(st, b, a)
+        seconds[f"{len(forced)} forced variants"] = time.monotonic() - t
     finally:
         lablib.down(cfg, quiet)
     run = matrix.KernelRun(rec.kernel or image.kernel_release,
-                           f"lab VM: Debian bookworm {image.kernel_version}, QEMU TCG, kernel headers + python3-bpfcc",
-                           matrix.rows(status, before, after), work, seconds)
+                           f"lab VM: Debian bookworm {image.kernel_version}, QEMU TCG",
+                           matrix.rows(status, before, after), work, seconds, forced)
     REPORT.append(f"VM {run.kernel}: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()))
     return run
 

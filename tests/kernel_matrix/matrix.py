@@ -41,6 +41,7 @@ class ProgramRow:
     runs: int
     passed_over: list = field(default_factory=list)   # (variant, state, reason)
     note: str = ""            # error or not-applicable reason
+    forced: str | None = None  # the variant the run's config forced, if any
 
     @property
     def ok(self) -> bool:
@@ -54,6 +55,7 @@ class KernelRun:
     rows: list
     workload: dict
     seconds: dict             # step -> seconds, for the report
+    forced_rows: list = field(default_factory=list)  # ProgramRows of the variant_passes runs
 
 
 def rows(status: dict, before: str, after: str) -> list[ProgramRow]:
@@ -62,15 +64,31 @@ def rows(status: dict, before: str, after: str) -> list[ProgramRow]:
     for p in sorted(status["programs"], key=lambda p: p["name"]):
         name = p["name"]
         metric, labels, wanted = EXPECT.get(name, ("", {}, float("inf")))
-        runtime = total(a, "bpfleet_program_run_time_seconds_total", program=name)
-        runs = int(total(a, "bpfleet_program_run_count_total", program=name))
+        # Over the workload only (the scrapes before and after it): not the exporter's start.
+        runtime = (total(a, "bpfleet_program_run_time_seconds_total", program=name)
+                   - total(b, "bpfleet_program_run_time_seconds_total", program=name))
+        runs = int(total(a, "bpfleet_program_run_count_total", program=name)
+                   - total(b, "bpfleet_program_run_count_total", program=name))
         out.append(ProgramRow(
             name, p.get("version"), p["state"], p.get("variant"),
             total(a, metric, **labels) - total(b, metric, **labels) if metric else 0, wanted,
             runtime * 1e9 / runs if runs else None, runs,
             [(v["variant"], v["state"], v["reason"]) for v in p.get("variants", []) if v["state"] != "running"],
-            p.get("error") or p.get("not_applicable") or ""))
+            p.get("error") or p.get("not_applicable") or "", p.get("variant_forced")))
     return out
+
+
+def variant_passes(status: dict) -> list[dict[str, str]]:
+    """The extra exporter runs that measure, side by side, every variant the kernel did not rule
+    out (the running one and those it beat, not_tried): run i forces each program's i-th such
+    variant, so all are measured in runs of the same shape. [] when no program has a second
+    variant that could load here."""
+    loadable = {p["name"]: [v["variant"] for v in p.get("variants", [])
+                            if v["state"] in ("running", "not_tried")]
+                for p in status["programs"] if p["state"] == "attached"}
+    loadable = {name: vs for name, vs in loadable.items() if len(vs) > 1}
+    return [{name: vs[i] for name, vs in loadable.items() if i < len(vs)}
+            for i in range(max(map(len, loadable.values()), default=0))]
 
 
 HEADER = """<!-- GENERATED FILE: written by the kernel-matrix test run (tests/kernel_matrix), never by hand.
@@ -84,6 +102,9 @@ allows, [manifest.md](manifest.md#variants)), then `tests/kernel_matrix/workload
 "counted" is what the program's metric grew by under it; "ns/event" is the kernel's own
 `bpf_stats` (run time / run count, all the program's BPF programs together). Under QEMU TCG the
 guest runs 10–50× slower, so VM costs are for comparing programs on that row, not with the host.
+Costs are over the workload only. Where a kernel allows more than one variant of a program, "Cost
+by variant" compares them: each is forced (`[programs.<name>] variant = "..."`) in an extra
+exporter run of just the programs with variants, under the same workload.
 """
 
 
@@ -107,7 +128,29 @@ def render(runs: list[KernelRun]) -> str:
                 parts.append(f"- {prog} / {v}: {s} — {why}\n")
             for prog, s, why in notes:
                 parts.append(f"- {prog}: {s} — {why}\n")
+        if run.forced_rows:
+            parts.append(_variant_costs(run))
         work = ", ".join(f"{k} {v}" for k, v in run.workload.items())
         took = ", ".join(f"{k} {v:.0f} s" for k, v in run.seconds.items())
         parts.append(f"\nWorkload: {work}. Time: {took}.\n")
     return "".join(parts)
+
+
+def _variant_costs(run: KernelRun) -> str:
+    """Every variant that loads here, side by side, each forced in an extra exporter run (just
+    the programs with variants) under the same workload."""
+    chosen = {r.program: r.variant for r in run.rows}
+    rows = [(r, ("forced, the kernel's choice" if r.variant == chosen.get(r.program) else "forced")
+             if r.variant == r.forced else f"forced {r.forced}, fell back") for r in run.forced_rows]
+    out = ["\nCost by variant: every variant this kernel does not rule out, each forced in an "
+           "extra exporter run of just the programs with variants, same workload. `ns/event` is per "
+           "BPF program run; variants hook different places, so compare the BPF time too (run "
+           "time over the workload, all the program's BPF programs):\n\n"
+           "| program | variant | how | counted | ns/event | runs | BPF time (µs) |\n"
+           "|---|---|---|---|---|---|---|\n"]
+    for r, how in sorted(rows, key=lambda x: (x[0].program, x[0].variant or "")):
+        ns = f"{r.ns_per_event:.0f}" if r.ns_per_event is not None else "—"
+        total_us = f"{r.ns_per_event * r.runs / 1000:.0f}" if r.ns_per_event is not None else "—"
+        counted = f"{r.counted:g} (≥ {r.wanted:g})" if r.state == "attached" else r.state
+        out.append(f"| {r.program} | {r.variant or '—'} | {how} | {counted} | {ns} | {r.runs} | {total_us} |\n")
+    return "".join(out)

@@ -44,3 +44,15 @@ def test_variants_differ_where_kernels_differ(runs):
     if host["tcp"].variant != "fentry":
         assert host["tcp"].variant == "tracepoint"
         assert any(v == "fentry" and "trampolines" in why for v, _s, why in host["tcp"].passed_over)
+
+
+def test_every_other_variant_loads_and_counts_in_the_vm(runs):
+    """The VM's kernel allows every variant: each was forced in an extra run, ran as forced,
+    and counted (its cost is in docs/kernel-matrix.md)."""
+    vm = runs[1]
+    forced = {(r.program, r.forced): r for r in vm.forced_rows}
+    assert {("tcp", "fentry"), ("tcp", "kprobe"), ("tcp", "tracepoint"), ("biolatency", "fentry"),
+            ("biolatency", "tp_btf")} <= set(forced), forced
+    bad = [f"{p}/{v}: ran {r.variant}, state {r.state}, counted {r.counted} < {r.wanted} {r.note}"
+           for (p, v), r in forced.items() if r.variant != v or not r.ok]
+    assert not bad, "\n".join(bad)

@@ -22,6 +22,18 @@ STATUS = {"programs": [
 ]}
 
 
+BEFORE_RUNS = BEFORE + """# TYPE bpfleet_program_run_time_seconds_total counter
+bpfleet_program_run_time_seconds_total{program="syscalls",bpf_program="sys_enter"} 0.0001
+# TYPE bpfleet_program_run_count_total counter
+bpfleet_program_run_count_total{program="syscalls",bpf_program="sys_enter"} 2000
+"""
+
+
+def test_cost_is_over_the_workload_only():
+    (syscalls, _tcp) = matrix.rows(STATUS, BEFORE_RUNS, AFTER)
+    assert syscalls.runs == 8000 and syscalls.ns_per_event == 50
+
+
 def test_rows_count_growth_and_cost():
     syscalls, tcp = matrix.rows(STATUS, BEFORE, AFTER)
     assert (syscalls.program, syscalls.counted, syscalls.wanted, syscalls.runs) == ("syscalls", 5000, 5000, 10000)
@@ -37,3 +49,34 @@ def test_render_says_it_is_generated_and_lists_refusals():
     assert "## 6.1.0-50-amd64 — lab VM" in page
     assert "| syscalls | 1.0.0 | attached | (no variants) | 5000 syscalls_total (≥ 5000) | 50 | 10000 |" in page
     assert "- tcp / fentry: unavailable — no BPF trampolines" in page and "- tcp: failed — boom" in page
+
+
+def test_variant_passes_force_each_not_ruled_out_variant_once():
+    status = {"programs": [
+        {"name": "tcp", "state": "attached", "variants": [
+            {"variant": "fentry", "state": "running", "reason": ""},
+            {"variant": "kprobe", "state": "not_tried", "reason": ""},
+            {"variant": "tracepoint", "state": "not_tried", "reason": ""}]},
+        {"name": "biolatency", "state": "attached", "variants": [
+            {"variant": "fentry", "state": "running", "reason": ""},
+            {"variant": "tp_btf", "state": "not_tried", "reason": ""}]},
+        {"name": "x", "state": "attached", "variants": [
+            {"variant": "a", "state": "unavailable", "reason": "no"},
+            {"variant": "b", "state": "running", "reason": ""}]},
+        {"name": "syscalls", "state": "attached", "variants": []}]}
+    assert matrix.variant_passes(status) == [{"tcp": "fentry", "biolatency": "fentry"},
+                                             {"tcp": "kprobe", "biolatency": "tp_btf"},
+                                             {"tcp": "tracepoint"}]
+    assert matrix.variant_passes(STATUS) == []
+
+
+def test_render_compares_the_chosen_variant_with_the_forced_ones():
+    chosen = matrix.ProgramRow("tcp", "1.1.0", "attached", "fentry", 21, 20, 7000.0, 200)
+    fentry = matrix.ProgramRow("tcp", "1.1.0", "attached", "fentry", 21, 20, 7000.0, 200, forced="fentry")
+    kprobe = matrix.ProgramRow("tcp", "1.1.0", "attached", "kprobe", 22, 20, 9000.0, 220, forced="kprobe")
+    fell = matrix.ProgramRow("tcp", "1.1.0", "attached", "fentry", 20, 20, 7100.0, 200, forced="tracepoint")
+    run = matrix.KernelRun("6.1", "lab VM", [chosen], {}, {}, [fentry, kprobe, fell])
+    page = matrix.render([run])
+    assert "| tcp | fentry | forced, the kernel's choice | 21 (≥ 20) | 7000 | 200 | 1400 |" in page
+    assert "| tcp | kprobe | forced | 22 (≥ 20) | 9000 | 220 | 1980 |" in page
+    assert "| tcp | fentry | forced tracepoint, fell back |" in page
