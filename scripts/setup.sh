@@ -14,7 +14,7 @@ APT_PACKAGES=(clang llvm libbpf-dev libbpf1 bpftool python3-bpfcc python3-venv p
               # systemd-analyze verifies the exporter units (packaging/, the Ansible role)
               systemd
               # bpfleet lab: netns hosts (sshd) and VMs (debootstrap'ed image under QEMU TCG)
-              openssh-server openssh-client debootstrap qemu-system-x86 qemu-utils e2fsprogs kmod)
+              openssh-server openssh-client debootstrap qemu-system-x86 qemu-utils e2fsprogs kmod zstd)
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 

@@ -23,8 +23,8 @@ def add_parser(sub, registry_arg=None) -> None:
     p = sub.add_parser(
         "lab", help="test hosts on this machine: network namespaces and VMs, with an inventory",
         description="Real test hosts on this machine that Ansible reaches over SSH: network-"
-        "namespace hosts (this kernel, native speed) and QEMU VMs (Debian bookworm's 6.1 kernel, "
-        "TCG). Each has its own sshd, hostname, /etc/bpfleet, /var/lib/bpfleet, /run/bpfleet, "
+        "namespace hosts (this kernel, native speed) and QEMU VMs (Debian bookworm's 6.1 kernel "
+        "or bookworm-backports' 6.12, TCG). Each has its own sshd, hostname, /etc/bpfleet, /var/lib/bpfleet, /run/bpfleet, "
         "/opt/bpfleet and bpffs. Needs root.")
     lab_sub = p.add_subparsers(dest="lab_command", required=True, metavar="ACTION")
     common = argparse.ArgumentParser(add_help=False)
@@ -40,6 +40,9 @@ def add_parser(sub, registry_arg=None) -> None:
     up.add_argument("hosts", type=_count, metavar="N", help="hosts in all")
     up.add_argument("--vms", type=_count, default=0, metavar="K",
                     help="how many of the N are QEMU VMs (default 0)")
+    up.add_argument("--kernels", metavar="NAME[,NAME...]", help="the kernels the VMs boot, "
+                    "VM i the i-th (cycling): bookworm (Debian's 6.1), backports (bookworm-"
+                    "backports' 6.12) (default $BPFLEET_LAB_KERNELS or bookworm)")
     up.add_argument("--subnet", help="the netns hosts' private IPv4 subnet (default "
                     "$BPFLEET_LAB_SUBNET or 10.213.0.0/24)")
     up.add_argument("--prefix", help="name prefix of everything the lab creates (default "
@@ -89,7 +92,8 @@ def _guard(fn):
 @_guard
 def run_up(args) -> int:
     from orchestrator.lab import lab
-    cfg = _config(args, subnet=args.subnet, prefix=args.prefix, port_base=args.port_base)
+    cfg = _config(args, subnet=args.subnet, prefix=args.prefix, port_base=args.port_base,
+                  vm_kernels=args.kernels)
     say = (lambda m: print(m, file=sys.stderr, flush=True)) if args.json else \
         (lambda m: print(m, flush=True))
     lab.up(cfg, args.hosts, args.vms, say=say)

@@ -30,6 +30,9 @@ class LabConfig:
     # VM i forwards 127.0.0.1:<port_base + i> to its sshd and <port_base + 100 + i> to :9436.
     port_base: int = DEFAULT_PORT_BASE
     vm_memory_mb: int = 512
+    # The kernels VMs boot, by image kernel name (image.RECIPE["kernels"]): VM i boots
+    # vm_kernels[(i - 1) % len], so ("bookworm", "backports") alternates them.
+    vm_kernels: tuple = ("bookworm",)
     vm_boot_timeout: float = 420.0
 
     def __post_init__(self):
@@ -49,17 +52,27 @@ class LabConfig:
             if self.state_dir == Path(d) or Path(d) in self.state_dir.parents:
                 raise LabError(f"lab state dir {self.state_dir} is inside {d}, which every lab "
                                "host mounts its own copy over: choose another")
+        from orchestrator.lab.image import KERNEL_NAMES
+        kernels = self.vm_kernels
+        if isinstance(kernels, str):
+            kernels = [k.strip() for k in kernels.split(",")]
+        object.__setattr__(self, "vm_kernels", tuple(kernels))
+        bad = [k for k in self.vm_kernels if k not in KERNEL_NAMES]
+        if bad or not self.vm_kernels:
+            raise LabError(f"lab VM kernels {','.join(self.vm_kernels)!r}: expected a comma-"
+                           f"separated list of {', '.join(KERNEL_NAMES)}")
         if not 1024 <= self.port_base <= 65000:
             raise LabError(f"lab port base {self.port_base}: expected 1024..65000")
 
     @classmethod
     def from_env(cls, **overrides) -> "LabConfig":
-        """Defaults, then $BPFLEET_LAB_DIR, _CACHE, _PREFIX, _SUBNET, _PORT_BASE, then overrides
-        that are not None."""
+        """Defaults, then $BPFLEET_LAB_DIR, _CACHE, _PREFIX, _SUBNET, _PORT_BASE, _KERNELS, then
+        overrides that are not None."""
         env = os.environ
         kw = {"state_dir": env.get("BPFLEET_LAB_DIR"), "cache_dir": env.get("BPFLEET_LAB_CACHE"),
               "prefix": env.get("BPFLEET_LAB_PREFIX"), "subnet": env.get("BPFLEET_LAB_SUBNET"),
-              "port_base": env.get("BPFLEET_LAB_PORT_BASE")}
+              "port_base": env.get("BPFLEET_LAB_PORT_BASE"),
+              "vm_kernels": env.get("BPFLEET_LAB_KERNELS")}
         kw.update({k: v for k, v in overrides.items() if v is not None})
         kw = {k: v for k, v in kw.items() if v not in (None, "")}
         if "port_base" in kw:
@@ -72,6 +85,7 @@ class LabConfig:
     def to_json(self) -> dict:
         d = asdict(self)
         d["state_dir"], d["cache_dir"] = str(self.state_dir), str(self.cache_dir)
+        d["vm_kernels"] = list(self.vm_kernels)
         return d
 
     @classmethod
@@ -103,6 +117,10 @@ class LabConfig:
     @property
     def key_file(self) -> Path:
         return self.state_dir / "ssh" / "id_ed25519"
+
+    def vm_kernel(self, index: int) -> str:
+        """The kernel name VM `index` (1-based) boots."""
+        return self.vm_kernels[(index - 1) % len(self.vm_kernels)]
 
     def host_dir(self, name: str) -> Path:
         return self.state_dir / "hosts" / name

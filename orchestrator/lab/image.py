@@ -1,5 +1,6 @@
-"""The VM image: Debian bookworm debootstrap'ed into an ext4 qcow2 base, bookworm's 6.1 kernel
-as an uncompressed vmlinux, a busybox initramfs. Built once per recipe into
+"""The VM image: Debian bookworm debootstrap'ed into an ext4 qcow2 base with two kernels
+(bookworm's 6.1 and bookworm-backports' 6.12), their modules and headers; per kernel an
+uncompressed vmlinux and a busybox initramfs, so a VM boots either from the same disk. Built once per recipe into
 <cache>/images/<key>/ (key = hash of RECIPE and the guest scripts), so CI rebuilds only when
 the recipe changes. A build takes minutes (debootstrap); boots take seconds."""
 from __future__ import annotations
@@ -10,19 +11,23 @@ import os
 import shutil
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from orchestrator.lab import guest
 from orchestrator.lab.kernel import CHR, DIR, FILE, Entry, extract_vmlinux, load_order, \
-    newc_archive, parse_modules_dep
+    module_bytes, module_name, newc_archive, parse_modules_dep
 from orchestrator.lab.system import LabError, VM_TOOLS, require_tools
 
 MIRROR = os.environ.get("BPFLEET_LAB_MIRROR", "http://deb.debian.org/debian")
 RECIPE = {
     "format": 1,
     "suite": "bookworm",
-    "kernel_package": "linux-image-amd64",     # bookworm's 6.1, resolved to its ABI package
+    # Kernels a VM can boot (`lab up --kernels`), each resolved to its ABI package by the
+    # guest's apt from its suite, with its modules and its headers installed into the one image
+    # (CI builds the image on every run: one debootstrap, ~25 s more per extra kernel).
+    "kernel_package": "linux-image-amd64",
+    "kernels": {"bookworm": "bookworm", "backports": "bookworm-backports"},
     # python3(-venv): Ansible modules and a venv for the exporter; libbpf1: the exporter's libbpf.
     # linux-headers-amd64 (matching the image's kernel) and python3-bpfcc: bcc-source programs
     # compile in the VM; python3-tomli: the exporter runs from a copied source tree with the
@@ -42,6 +47,10 @@ RECIPE = {
 }
 
 
+DEFAULT_KERNEL = next(iter(RECIPE["kernels"]))
+KERNEL_NAMES = tuple(RECIPE["kernels"])
+
+
 def recipe_key() -> str:
     text = json.dumps({"recipe": RECIPE, "init": guest.INIT, "files": guest.ROOTFS_FILES,
                        "stage1": guest.STAGE1_MODULES}, sort_keys=True)
@@ -52,21 +61,24 @@ def recipe_key() -> str:
 class Image:
     key: str
     dir: str
-    kernel_release: str     # e.g. 6.1.0-56-amd64
-    kernel_version: str     # the Debian package version, e.g. 6.1.192-2
+    kernel_release: str     # the default kernel's, e.g. 6.1.0-56-amd64
+    kernel_version: str     # its Debian package version, e.g. 6.1.192-2
     build_seconds: float
+    # name -> {"release": ..., "version": ..., "suite": ...}; the first is the default
+    kernels: dict = field(default_factory=dict)
+
+    def boot(self, kernel: str | None = None) -> tuple[Path, Path, str]:
+        """(vmlinux, initramfs, release) of a kernel by name (None: the default)."""
+        name = kernel or DEFAULT_KERNEL
+        if name not in self.kernels:
+            raise LabError(f"VM kernel {name!r}: the image {self.key} has "
+                           f"{', '.join(self.kernels) or 'none'}")
+        return (Path(self.dir, f"vmlinux-{name}"), Path(self.dir, f"initramfs-{name}.cpio"),
+                self.kernels[name]["release"])
 
     @property
     def base(self) -> Path:
         return Path(self.dir, "base.qcow2")
-
-    @property
-    def vmlinux(self) -> Path:
-        return Path(self.dir, "vmlinux")
-
-    @property
-    def initramfs(self) -> Path:
-        return Path(self.dir, "initramfs.cpio")
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -142,15 +154,16 @@ class _Build:
             self.step, t = step, time.monotonic()
             fn(root, out)
             self.say(f"  image: {step} done in {time.monotonic() - t:.0f} s")
-        img = Image(key=self.key, dir=str(self.dest), kernel_release=self.release,
-                    kernel_version=self.kernel_version,
-                    build_seconds=round(time.monotonic() - t0, 1))
+        first = self.kernels[DEFAULT_KERNEL]
+        img = Image(key=self.key, dir=str(self.dest), kernel_release=first["release"],
+                    kernel_version=first["version"],
+                    build_seconds=round(time.monotonic() - t0, 1), kernels=self.kernels)
         (out / "image.json").write_text(json.dumps(img.to_json(), indent=2) + "\n")
         shutil.rmtree(self.dest, ignore_errors=True)
         os.replace(out, self.dest)
         shutil.rmtree(self.work, ignore_errors=True)
-        self.say(f"VM image {self.key} built in {img.build_seconds:.0f} s "
-                 f"(kernel {self.release})")
+        self.say(f"VM image {self.key} built in {img.build_seconds:.0f} s (kernels "
+                 f"{', '.join(k['release'] for k in self.kernels.values())})")
         return img
 
     def debootstrap(self, root: Path, out: Path) -> None:
@@ -158,36 +171,84 @@ class _Build:
                 RECIPE["suite"], root, MIRROR)
 
     def kernel(self, root: Path, out: Path) -> None:
-        # The guest's own apt resolves the kernel: bookworm's, whatever release this machine runs.
-        deps = self.sh("chroot", root, "apt-cache", "depends", RECIPE["kernel_package"])
+        self.kernels = {}
+        for name, suite in RECIPE["kernels"].items():
+            self.kernels[name] = self.one_kernel(root, out, name, suite)
+
+    def one_kernel(self, root: Path, out: Path, name: str, suite: str) -> dict:
+        """Resolve, download and unpack one kernel; its modules into the image, its headers
+        installed (from its own suite), its vmlinux extracted. The guest's own apt resolves
+        it, whatever release this machine runs."""
+        extra = root / "etc/apt/sources.list.d/bpfleet-kernel.list"
+        if suite != RECIPE["suite"]:
+            extra.write_text(f"deb {MIRROR} {suite} main\n")
+            self.sh("chroot", root, "apt-get", "update", "-q")
+        deps = self.sh("chroot", root, "apt-cache", "-t", suite, "depends",
+                       RECIPE["kernel_package"])
         pkg = next((l.split(":", 1)[1].strip() for l in deps.splitlines()
                     if l.strip().startswith("Depends: linux-image-")), None)
         if not pkg:
-            raise LabError(f"VM image build failed (kernel): no linux-image in {deps!r}; "
+            raise LabError(f"VM image build failed (kernel {name}): no linux-image in {deps!r}; "
                            f"log {self.log}")
-        self.sh("chroot", root, "sh", "-c", f"cd /tmp && apt-get download {pkg}")
+        self.sh("chroot", root, "sh", "-c", f"cd /tmp && apt-get download -t {suite} {pkg}")
         deb = next((root / "tmp").glob(f"{pkg}_*.deb"))
-        self.kernel_version = deb.name.split("_")[1]
-        kdir = self.work / "kernel"
+        version = deb.name.split("_")[1]
+        kdir = self.work / f"kernel-{name}"
         self.sh("dpkg-deb", "-x", deb, kdir)
         deb.unlink()
         (vmlinuz,) = (kdir / "boot").glob("vmlinuz-*")
-        self.release = vmlinuz.name[len("vmlinuz-"):]
-        (out / "vmlinux").write_bytes(extract_vmlinux(vmlinuz.read_bytes()))
-        mods = kdir / "lib/modules" / self.release
+        release = vmlinuz.name[len("vmlinuz-"):]
+        if suite != RECIPE["suite"]:     # the default kernel's came with debootstrap
+            self.headers(root, suite, release)
+            extra.unlink()
+        (out / f"vmlinux-{name}").write_bytes(extract_vmlinux(vmlinuz.read_bytes()))
+        mods = kdir / "lib/modules" / release
         for p in RECIPE["prune_modules"]:
             shutil.rmtree(mods / "kernel" / p, ignore_errors=True)
         # dirs_exist_ok: the headers package made <release>/build already
-        shutil.copytree(mods, root / "usr/lib/modules" / self.release, symlinks=True,
+        shutil.copytree(mods, root / "usr/lib/modules" / release, symlinks=True,
                         dirs_exist_ok=True)
-        headers = [p for p in RECIPE["packages"] if p.startswith("linux-headers")]
-        if headers and not (root / "usr/src" / f"linux-headers-{self.release}").is_dir():
-            raise LabError(f"VM image build failed (kernel): {headers[0]} did not install headers "
-                           f"for the image's kernel {self.release}; log {self.log}")
-        for f in (kdir / "boot").glob(f"*-{self.release}"):
+        if not (root / "usr/src" / f"linux-headers-{release}").is_dir():
+            raise LabError(f"VM image build failed (kernel {name}): no headers installed for "
+                           f"{release}; log {self.log}")
+        for f in (kdir / "boot").glob(f"*-{release}"):
             if not f.name.startswith("vmlinuz"):
                 shutil.copy2(f, root / "boot" / f.name)
-        self.sh("depmod", "-b", root, self.release)
+        self.sh("depmod", "-b", root, release)
+        shutil.rmtree(kdir)
+        return {"release": release, "version": version, "suite": suite}
+
+    def headers(self, root: Path, suite: str, release: str) -> None:
+        """linux-headers-<release> from `suite` without its kernel image: the headers package
+        depends on linux-image-<release>, whose postinst would pull initramfs-tools and udev
+        and build an initrd nobody boots; the image's modules come from the unpacked .deb."""
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        want, debs, others = [f"linux-headers-{release}"], [], []
+        while want:      # the linux-* closure as .debs; everything else through apt
+            pkg = want.pop()
+            debs.append(pkg)
+            for line in self.sh("chroot", root, "apt-cache", "-t", suite, "depends",
+                                pkg).splitlines():
+                dep = line.strip().lstrip("|").split(":", 1)
+                if dep[0] != "Depends" or "<" in dep[1]:
+                    continue
+                name = dep[1].strip()
+                if name.startswith("linux-image-"):
+                    continue
+                if name.startswith(("linux-headers-", "linux-kbuild-")):
+                    want += [name] if name not in debs + want else []
+                elif name not in others:
+                    others.append(name)
+        self.sh("chroot", root, "apt-get", "install", "-y", "-q", "--no-install-recommends",
+                "-t", suite, *others, env=env)
+        self.sh("chroot", root, "sh", "-c", f"cd /tmp && apt-get download -t {suite} "
+                + " ".join(debs))
+        files = [f"/tmp/{p.name}" for d in debs for p in (root / "tmp").glob(f"{d}_*.deb")]
+        image = f"linux-image-{release}"       # --ignore-depends names the dependency
+        self.sh("chroot", root, "dpkg", "-i", f"--ignore-depends={image},{image}-unsigned",
+                *files, env=env)
+        for f in files:
+            (root / f.lstrip("/")).unlink()
 
     def configure(self, root: Path, out: Path) -> None:
         for rel, (mode, text) in guest.ROOTFS_FILES.items():
@@ -204,9 +265,12 @@ class _Build:
         (root / "var/lib/apt/lists/partial").mkdir(parents=True, exist_ok=True)
 
     def initramfs(self, root: Path, out: Path) -> None:
-        mods = root / "usr/lib/modules" / self.release
-        builtin = {l.rsplit("/", 1)[-1][:-3].replace("-", "_")
-                   for l in (mods / "modules.builtin").read_text().split()}
+        for name, k in self.kernels.items():
+            (out / f"initramfs-{name}.cpio").write_bytes(self.one_initramfs(root, k["release"]))
+
+    def one_initramfs(self, root: Path, release: str) -> bytes:
+        mods = root / "usr/lib/modules" / release
+        builtin = {module_name(l) for l in (mods / "modules.builtin").read_text().split()}
         order = load_order(guest.STAGE1_MODULES, parse_modules_dep((mods / "modules.dep")
                                                                    .read_text()), builtin)
         entries = [Entry("bin", DIR | 0o755), Entry("dev", DIR | 0o755),
@@ -215,10 +279,11 @@ class _Build:
                    Entry("init", FILE | 0o755, guest.INIT.encode())]
         names = []
         for path in order:
-            names.append(path.rsplit("/", 1)[-1])
-            entries.append(Entry(f"modules/{names[-1]}", FILE | 0o644, (mods / path).read_bytes()))
+            names.append(module_name(path) + ".ko")
+            entries.append(Entry(f"modules/{names[-1]}", FILE | 0o644,
+                                 module_bytes(path, (mods / path).read_bytes())))
         entries.append(Entry("modules.list", FILE | 0o644, ("\n".join(names) + "\n").encode()))
-        (out / "initramfs.cpio").write_bytes(newc_archive(entries))
+        return newc_archive(entries)
 
     def disk(self, root: Path, out: Path) -> None:
         raw = self.work / "root.ext4"

@@ -1,28 +1,47 @@
-"""Kernel artefacts for the VMs, as pure functions on bytes and text: the uncompressed vmlinux
-inside a vmlinuz, the load order of a module set from modules.dep, and a newc initramfs."""
+"""Kernel artefacts for the VMs, as pure functions on bytes and text (zstd aside, which Python
+3.11 lacks: the `zstd` tool): the uncompressed vmlinux inside a vmlinuz, the load order of a
+module set from modules.dep, and a newc initramfs."""
 from __future__ import annotations
 
 import lzma
+import subprocess
 from dataclasses import dataclass
 
 from orchestrator.lab.system import LabError
 
 XZ_MAGIC = b"\xfd7zXZ\x00"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def _unxz(data: bytes) -> bytes:
+    return lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(data)
+
+
+def _unzstd(data: bytes) -> bytes:
+    # Exit 1 on the bytes after the frame ("unsupported format"); the frame's output is whole.
+    return subprocess.run(["zstd", "-dcq"], input=data, capture_output=True, timeout=120).stdout
 
 
 def extract_vmlinux(vmlinuz: bytes) -> bytes:
-    """The ELF kernel inside a bzImage whose payload is xz (Debian's), like the kernel tree's
-    scripts/extract-vmlinux: try every xz magic until one decompresses to an ELF."""
-    at = vmlinuz.find(XZ_MAGIC)
-    while at >= 0:
-        try:
-            out = lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(vmlinuz[at:])
-            if out[:4] == b"\x7fELF":
-                return out
-        except lzma.LZMAError:
-            pass
-        at = vmlinuz.find(XZ_MAGIC, at + 1)
-    raise LabError("no xz-compressed ELF kernel found in the vmlinuz")
+    """The ELF kernel inside a bzImage whose payload is xz (bookworm's 6.1) or zstd (6.12 from
+    bookworm-backports), like the kernel tree's scripts/extract-vmlinux: try every magic until
+    one decompresses to an ELF."""
+    for magic, decompress in ((XZ_MAGIC, _unxz), (ZSTD_MAGIC, _unzstd)):
+        at = vmlinuz.find(magic)
+        while at >= 0:
+            try:
+                out = decompress(vmlinuz[at:])
+                if out[:4] == b"\x7fELF":
+                    return out
+            except lzma.LZMAError:
+                pass
+            at = vmlinuz.find(magic, at + 1)
+    raise LabError("no xz- or zstd-compressed ELF kernel found in the vmlinuz")
+
+
+def module_bytes(path: str, data: bytes) -> bytes:
+    """A module file as busybox insmod needs it: uncompressed (6.12's are .ko.xz)."""
+    return _unxz(data) if path.endswith(".ko.xz") else data
 
 
 def parse_modules_dep(text: str) -> dict[str, list[str]]:

@@ -36,7 +36,7 @@ def _save(st: LabState) -> None:
 
 
 def _same_lab(a: LabConfig, b: LabConfig) -> bool:
-    keys = ("prefix", "subnet", "port_base", "cache_dir")
+    keys = ("prefix", "subnet", "port_base", "cache_dir", "vm_kernels")
     return all(getattr(a, k) == getattr(b, k) for k in keys)
 
 
@@ -50,7 +50,8 @@ def up(cfg: LabConfig, total: int, vms: int = 0, say=print) -> LabState:
         st = statefile.load(cfg.state_file)
         if st and not _same_lab(st.config, cfg):
             say(f"note: the lab in {cfg.state_dir} runs with prefix {st.config.prefix}, subnet "
-                f"{st.config.subnet}, port base {st.config.port_base}: keeping those "
+                f"{st.config.subnet}, port base {st.config.port_base}, VM kernels "
+                f"{','.join(st.config.vm_kernels)}: keeping those "
                 "(`bpfleet lab down` first to change them)")
         st = st or LabState(config=cfg)
         cfg = st.config
@@ -112,7 +113,8 @@ def _up_vms(st: LabState, hosts: list[Host], todo: list[Host], image: Image | No
         st.hosts[h.name] = HostRecord(h, pid=pid)
         started[h.name] = (h, pid)
         _save(st)
-    say(f"  booting {len(todo)} VM(s) under TCG (kernel {image.kernel_release})")
+    kernels = sorted({image.boot(cfg.vm_kernel(h.index))[2] for h in todo})
+    say(f"  booting {len(todo)} VM(s) under TCG (kernel {', '.join(kernels)})")
     vm.wait_ready(cfg, started, cfg.vm_boot_timeout, lambda n, k, s: say(
         f"  {n:16} vm     serial console ready after {s:.1f} s"))
 

@@ -18,7 +18,7 @@ TOOL_PACKAGES = {
 }
 NETNS_TOOLS = ["ip", "nsenter", "unshare", "/usr/sbin/sshd", "ssh", "ssh-keygen"]
 VM_TOOLS = ["qemu-system-x86_64", "qemu-img", "debootstrap", "/bin/busybox", "mkfs.ext4",
-            "depmod", "dpkg-deb", "apt-get", "ssh", "ssh-keygen"]
+            "depmod", "dpkg-deb", "apt-get", "zstd", "ssh", "ssh-keygen"]
 
 
 class LabError(Exception):

@@ -17,7 +17,7 @@ from orchestrator.lab.ssh import ensure_key
 from orchestrator.lab.system import LabError, pid_alive, pid_cmdline, read_pidfile, run, stop_pids
 
 QEMU = "qemu-system-x86_64"
-# BPF-LSM on (for the LSM mitigations, docs/mitigations.md): Debian's 6.1 kernel has
+# BPF-LSM on (for the LSM mitigations, docs/mitigations.md): Debian's 6.1 and 6.12 kernels have
 # CONFIG_BPF_LSM=y and lists bpf in its default CONFIG_LSM, but an explicit list keeps it on
 # whatever the kernel's default (an lsm= list replaces the default, so it names the others too).
 LSM_LIST = "landlock,lockdown,yama,integrity,apparmor,bpf"
@@ -30,10 +30,11 @@ def qemu_argv(cfg: LabConfig, host: Host, image: Image, hdir: Path) -> list[str]
     fwd = (f"hostfwd=tcp:127.0.0.1:{host.ssh_port}-:22,"
            f"hostfwd=tcp:127.0.0.1:{host.exporter_fwd_port}-:{EXPORTER_PORT}")
     fw = {name: hdir / "fw_cfg" / name for name in ("hostname", "authorized_keys", "host_key")}
+    vmlinux, initramfs, _release = image.boot(cfg.vm_kernel(host.index))
     argv = [QEMU, "-name", host.name, "-M", "pc", "-accel", "tcg,tb-size=128", "-cpu", "max",
             "-smp", "1", "-m", str(cfg.vm_memory_mb), "-nodefaults", "-no-user-config",
             "-display", "none",
-            "-kernel", str(image.vmlinux), "-initrd", str(image.initramfs),
+            "-kernel", str(vmlinux), "-initrd", str(initramfs),
             "-append", KERNEL_CMDLINE,
             "-drive", f"file={hdir / 'overlay.qcow2'},if=virtio,format=qcow2,cache=unsafe",
             "-netdev", f"user,id=n0,restrict=on,{fwd}", "-device", "virtio-net-pci,netdev=n0",

@@ -1,6 +1,7 @@
 """The kernel matrix's runs: every built-in program in one exporter on this machine's kernel,
-and in one lab VM (Debian bookworm's 6.1 kernel; the lab image has its kernel headers and
-python3-bpfcc, so bcc-source programs compile there). Each run: start the exporter, scrape,
+and in a lab VM on each of the lab image's kernels (Debian bookworm's 6.1 and bookworm-
+backports' 6.12, one VM boot each; the image has both kernels' headers and python3-bpfcc, so
+bcc-source programs compile there). Each run: start the exporter, scrape,
 run workload.py, scrape until every program's metric grew (or a deadline), read /status.
 Then, per kernel, one extra exporter run per matrix.variant_passes (every variant that can load
 there, forced; the programs with variants only, so no bcc compile): their cost by variant.
@@ -131,6 +132,16 @@ def _wait_ports_free(*ports: int, timeout: float = 30) -> None:
 
 @pytest.fixture(scope="session")
 def vm_run(registry):
+    return _vm_run(registry, "bookworm")
+
+
+@pytest.fixture(scope="session")
+def vm_backports_run(registry):
+    return _vm_run(registry, "backports")
+
+
+def _vm_run(registry, kernel: str):
+    """One VM of this suite's lab booted on the image's `kernel`: the exporter runs there."""
     from orchestrator.lab import LabConfig, LabError, lab as lablib
     from orchestrator.lab.image import cached_image, ensure_image
     from orchestrator.lab.ssh import ssh, ssh_argv
@@ -141,7 +152,7 @@ def vm_run(registry):
                     prefix=os.environ.get("BPFLEET_LAB_PREFIX", LAB["BPFLEET_LAB_PREFIX"]),
                     subnet=os.environ.get("BPFLEET_LAB_SUBNET", LAB["BPFLEET_LAB_SUBNET"]),
                     port_base=int(os.environ.get("BPFLEET_LAB_PORT_BASE", LAB["BPFLEET_LAB_PORT_BASE"])),
-                    vm_memory_mb=VM_MEMORY_MB)
+                    vm_memory_mb=VM_MEMORY_MB, vm_kernels=(kernel,))
     quiet = lambda m: None  # noqa: E731
     seconds = {}
     t = time.monotonic()
@@ -220,15 +231,17 @@ def vm_run(registry):
         seconds[f"{len(forced)} forced variants"] = time.monotonic() - t
     finally:
         lablib.down(cfg, quiet)
-    run = matrix.KernelRun(rec.kernel or image.kernel_release,
-                           f"lab VM: Debian bookworm {image.kernel_version}, QEMU TCG",
+    k = image.kernels[kernel]
+    run = matrix.KernelRun(rec.kernel or k["release"],
+                           f"lab VM: Debian {k['suite']} {k['version']}, QEMU TCG",
                            matrix.rows(status, before, after), work, seconds, forced)
     REPORT.append(f"VM {run.kernel}: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()))
     return run
 
 
 @pytest.fixture(scope="session")
-def runs(host_run, vm_run):
-    """Both kernels' runs; writes docs/kernel-matrix.md (whatever the assertions say after)."""
-    DOC.write_text(matrix.render([host_run, vm_run]))
-    return [host_run, vm_run]
+def runs(host_run, vm_run, vm_backports_run):
+    """Every kernel's run; writes docs/kernel-matrix.md (whatever the assertions say after)."""
+    all_runs = [host_run, vm_run, vm_backports_run]
+    DOC.write_text(matrix.render(all_runs))
+    return all_runs

@@ -18,6 +18,8 @@ from orchestrator.lab.state import HostRecord, LabState, load, save
     ({"subnet": "nonsense"}, "lab subnet"),
     ({"port_base": 80}, "1024..65000"),
     ({"state_dir": "/var/lib/bpfleet/lab"}, "mounts its own copy"),
+    ({"vm_kernels": "bookworm,sid"}, "expected a comma-separated list of bookworm, backports"),
+    ({"vm_kernels": ()}, "lab VM kernels"),
 ])
 def test_config_rejects(kw, msg):
     with pytest.raises(LabError, match=msg):
@@ -32,13 +34,18 @@ def test_config_from_env(monkeypatch):
     cfg = LabConfig.from_env(subnet="10.98.0.0/24", state_dir=None)
     assert (cfg.prefix, cfg.port_base, cfg.subnet) == ("envp", 43000, "10.98.0.0/24")
     assert str(cfg.state_dir) == "/var/lib/bpfleet-lab"
+    assert cfg.vm_kernels == ("bookworm",)
+    monkeypatch.setenv("BPFLEET_LAB_KERNELS", "bookworm, backports")
+    cfg = LabConfig.from_env()
+    assert cfg.vm_kernels == ("bookworm", "backports")
+    assert [cfg.vm_kernel(i) for i in (1, 2, 3)] == ["bookworm", "backports", "bookworm"]
     monkeypatch.setenv("BPFLEET_LAB_PORT_BASE", "x")
     with pytest.raises(LabError, match="not an integer"):
         LabConfig.from_env()
 
 
 def test_state_round_trip(tmp_path):
-    cfg = LabConfig(state_dir=tmp_path / "lab", prefix="rt")
+    cfg = LabConfig(state_dir=tmp_path / "lab", prefix="rt", vm_kernels="backports")
     st = LabState(config=cfg, bridge=cfg.bridge, created_dirs=["/etc/bpfleet"],
                   image={"key": "abc", "kernel_release": "6.1.0-50-amd64"})
     for h in plan_hosts(cfg, 2, 1):
@@ -46,6 +53,7 @@ def test_state_round_trip(tmp_path):
     save(st, cfg.state_file)
     back = load(cfg.state_file)
     assert back.to_json() == st.to_json()
+    assert back.config.vm_kernels == ("backports",)
     assert [r.host.name for r in back.of_kind("netns")] == ["rt-ns1", "rt-ns2"]
     assert back.of_kind("vm")[0].host.exporter_fwd_port == 42301
     assert not list(cfg.state_dir.glob("*.tmp")), "saved atomically through a temporary file"

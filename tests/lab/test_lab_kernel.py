@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import lzma
+import subprocess
 
 import pytest
 
 from orchestrator.lab import LabError
 from orchestrator.lab.kernel import CHR, DIR, FILE, Entry, extract_vmlinux, load_order, \
-    module_name, newc_archive, parse_modules_dep
+    module_bytes, module_name, newc_archive, parse_modules_dep
 
 
 def test_extract_vmlinux_skips_false_magic():
@@ -17,9 +18,23 @@ def test_extract_vmlinux_skips_false_magic():
     assert extract_vmlinux(bzimage) == elf
 
 
+def test_extract_vmlinux_zstd_payload():
+    """bookworm-backports' 6.12 vmlinuz is zstd; trailing bytes after the frame are ignored."""
+    elf = b"\x7fELF" + bytes(range(256)) * 40
+    zst = subprocess.run(["zstd", "-cq"], input=elf, capture_output=True, check=True).stdout
+    bzimage = b"MZ" + b"\0" * 100 + b"\x28\xb5\x2f\xfd junk" + zst + b"trailer"
+    assert extract_vmlinux(bzimage) == elf
+
+
 def test_extract_vmlinux_needs_an_elf():
-    with pytest.raises(LabError, match="no xz-compressed ELF"):
+    with pytest.raises(LabError, match="no xz- or zstd-compressed ELF"):
         extract_vmlinux(b"MZ" + lzma.compress(b"not an elf", format=lzma.FORMAT_XZ))
+
+
+def test_module_bytes_uncompresses_ko_xz():
+    data = b"\x7fELF module"
+    assert module_bytes("kernel/fs/ext4/ext4.ko.xz", lzma.compress(data)) == data
+    assert module_bytes("kernel/fs/ext4/ext4.ko", data) == data
 
 
 MODULES_DEP = """\
