@@ -46,7 +46,10 @@ def qemu_argv(cfg: LabConfig, host: Host, image: Image, hdir: Path) -> list[str]
 
 
 def _port_free(port: int) -> bool:
+    """Free for a listener as QEMU's (slirp sets SO_REUSEADDR): connections of a VM just
+    stopped in TIME_WAIT do not count, another listener does."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
             return True

@@ -32,6 +32,8 @@ def test_every_program_loads_attaches_and_counts(runs, kernel):
     for name, r in rows.items():
         if r.state == "not_applicable" and _is_bcc(name) and "no kernel headers" in r.note and kernel == 0:
             continue      # this machine has no kernel headers; the VM has them and must run it
+        if r.state == "not_applicable" and _is_bcc(name) and "bcc 0.26" in r.note and kernel == 2:
+            continue      # conftest.BCC_TOO_OLD: the distribution's bcc predates these headers
         if not r.ok:
             bad.append(f"{name}: state {r.state}, variant {r.variant}, counted {r.counted} < {r.wanted} "
                        f"{r.note}")

@@ -33,14 +33,15 @@ def vm_image(lab_cli):
 
 @pytest.fixture(scope="module")
 def lab(lab_cli, vm_image):
-    status, seconds = timed_up(lab_cli, "2", "--vms", "1")
-    REPORT.append(f"lab up 2 --vms 1 (image cached, boot to SSH): {seconds:.1f} s")
+    status, seconds = timed_up(lab_cli, "3", "--vms", "2", "--kernels", "bookworm,backports")
+    REPORT.append(f"lab up 3 --vms 2 --kernels bookworm,backports (image cached, boot to SSH): "
+                  f"{seconds:.1f} s")
     yield status
     lab_cli("down")
 
 
-def _vm(lab) -> dict:
-    (vm,) = [h for h in lab["hosts"] if h["kind"] == "vm"]
+def _vm(lab, index: int = 1) -> dict:
+    (vm,) = [h for h in lab["hosts"] if h["name"] == f"{PREFIX}-vm{index}"]
     return vm
 
 
@@ -55,10 +56,21 @@ def test_vm_runs_debian_6_1_with_btf_and_bpf_lsm(lab):
     assert "program_type lsm is available" in ssh(vm, "bpftool feature probe kernel")
 
 
+def test_second_vm_boots_the_backports_kernel_from_the_same_image(lab):
+    vm = _vm(lab, 2)
+    release = ssh(vm, "uname -r").strip()
+    assert release.startswith("6.") and not release.startswith("6.1.") and vm["kernel"] == release
+    trees = ssh(vm, "ls /lib/modules").split()
+    assert release in trees and any(t.startswith("6.1.") for t in trees), trees
+    assert ssh(vm, f"test -d /lib/modules/{release}/build/include && echo headers").strip() == "headers"
+    assert ssh(vm, "modprobe -n nf_tables && echo modprobe-ok").strip() == "modprobe-ok"
+    assert "bpf" in ssh(vm, "cat /sys/kernel/security/lsm").split(",")
+
+
 def test_ansible_ping_vm_and_netns_host(lab):
     t = time.monotonic()
     assert ansible_ping(lab["inventory"]) == {h["name"]: "SUCCESS" for h in lab["hosts"]}
-    REPORT.append(f"ansible ping, 1 netns host + 1 VM: {time.monotonic() - t:.1f} s")
+    REPORT.append(f"ansible ping, 1 netns host + 2 VMs: {time.monotonic() - t:.1f} s")
 
 
 def test_vm_exporter_url_is_forwarded(lab):
