@@ -49,14 +49,13 @@ class ProgramRow:
 
 
 def bcc_too_old(rows: list, is_bcc, reason: str) -> list:
-    """Rows of bcc-source programs that bcc failed to compile become not_applicable with
-    `reason` (a kernel newer than the distribution's bcc knows, e.g. bookworm's bcc 0.26 with
-    6.12's headers). The exporter itself reports them as failed; only the matrix says why."""
+    """Rows of bcc-source programs that bcc failed to compile keep their state, failed, as the
+    exporter reports it, and say why with `reason` (a kernel newer than the distribution's bcc
+    knows, e.g. bookworm's bcc 0.26 with 6.12's headers)."""
     out = []
     for r in rows:
         if is_bcc(r.program) and r.state == "failed" and "bcc could not compile" in r.note:
-            r = ProgramRow(**{**r.__dict__, "state": "not_applicable",
-                              "note": f"{reason} (the exporter: {r.note.split(': ', 1)[-1]})"})
+            r = ProgramRow(**{**r.__dict__, "note": f"{reason} (the exporter: {r.note.split(': ', 1)[-1]})"})
         out.append(r)
     return out
 

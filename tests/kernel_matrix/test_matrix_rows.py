@@ -82,13 +82,14 @@ def test_render_compares_the_chosen_variant_with_the_forced_ones():
     assert "| tcp | fentry | forced tracepoint, fell back |" in page
 
 
-def test_bcc_too_old_makes_only_bcc_compile_failures_not_applicable():
+def test_bcc_too_old_explains_only_bcc_compile_failures():
     failed = matrix.ProgramRow("tcpv4connect", "1.0.0", "failed", None, 0, 20, None, 0,
                                note="/r/t.bcc.c: bcc could not compile, load or attach it: Failed")
     other = matrix.ProgramRow("tcp", "1.0.0", "failed", None, 0, 20, None, 0, note="verifier: no")
     ok = matrix.ProgramRow("disksnoop", "1.0.0", "attached", None, 5, 1, None, 3)
     out = matrix.bcc_too_old([failed, other, ok], lambda n: n != "tcp", "bcc 0.26 is too old")
-    assert [r.state for r in out] == ["not_applicable", "failed", "attached"]
+    assert [r.state for r in out] == ["failed", "failed", "attached"]
+    assert out[1].note == "verifier: no"
     assert out[0].note == ("bcc 0.26 is too old (the exporter: bcc could not compile, load or "
                            "attach it: Failed)")
     assert failed.state == "failed", "the input rows are not changed"
