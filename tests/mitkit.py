@@ -1,6 +1,8 @@
-"""Helpers for the mitigation tests: a veth pair into a scratch network namespace, UDP traffic
-from chosen source addresses, a scratch cgroup v2. Names carry BPFLEET_LAB_PREFIX (default
-"bpflmit") so parallel sessions on one machine don't collide; everything is removed after."""
+"""Helpers for the tests that apply mitigations (tests/mitigations, tests/dashboards): a veth
+pair into a scratch network namespace, UDP traffic from chosen source addresses, a scratch
+cgroup v2 and the commands that hit cgroup_deny's lists. Names carry BPFLEET_LAB_PREFIX (default
+"bpflmit") so parallel sessions on one machine don't collide, and a tag so that two users in one
+session don't either; everything is removed after."""
 from __future__ import annotations
 
 import json
@@ -25,8 +27,17 @@ def cgroup2_root() -> Path:
     raise AssertionError("no cgroup v2 hierarchy is mounted")
 
 
+# cgroup_deny's test commands: read a deny-listed device (/dev/zero, "c 1:5"), write a
+# deny-listed sysctl (net/ipv4/ip_forward) inside a throwaway network namespace, so the host's
+# value is never touched.
+DENIED_DEVICE, DENIED_SYSCTL = "c 1:5", "net/ipv4/ip_forward"
+READ_ZERO = ("sh", "-c", "head -c1 /dev/zero > /dev/null")
+WRITE_SYSCTL = ("unshare", "-n", "python3", "-c",   # dash's echo says "I/O error" for any errno
+                "import os; os.write(os.open('/proc/sys/net/ipv4/ip_forward', os.O_WRONLY), b'1')")
+
+
 def _net(last: int) -> str:
-    """An address in the top /28 of our lab subnet (the lab's VMs use the low addresses)."""
+    """An address in the top /27 of our lab subnet (the lab's VMs use the low addresses)."""
     base = SUBNET.split("/")[0].rsplit(".", 1)[0]
     return f"{base}.{last}"
 
@@ -39,13 +50,18 @@ def sh(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 class VethPair:
-    """host end `<prefix>-h` here (HOST_IP), peer end `<prefix>-p` in netns `<prefix>-peer`
-    holding ALLOWED_SRC and DENIED_SRC; traffic flows peer -> host, through the host end's XDP."""
-    HOST_IP, ALLOWED_SRC, DENIED_SRC = _net(241), _net(242), _net(250)
-    DENIED_PREFIX, ALLOWED_PREFIX = _net(248) + "/29", _net(240) + "/29"   # .248-.255, .240-.247
+    """host end `<prefix><tag>-h` here (HOST_IP), peer end `<prefix><tag>-p` in netns
+    `<prefix><tag>-peer` holding ALLOWED_SRC and DENIED_SRC; traffic flows peer -> host, through
+    the host end's XDP. `block` is the last octet of the /28 of the lab subnet it uses (240 for
+    the mitigation tests, 224 for the dashboards test), so pairs with different tags coexist."""
 
-    def __init__(self):
-        self.netns, self.host, self.peer = f"{PREFIX}-peer", f"{PREFIX}-h", f"{PREFIX}-p"
+    def __init__(self, tag: str = "", block: int = 240):
+        assert len(tag) <= 4 and block % 16 == 0 and 0 <= block <= 240, (tag, block)
+        self.netns, self.host, self.peer = f"{PREFIX}{tag}-peer", f"{PREFIX}{tag}-h", f"{PREFIX}{tag}-p"
+        self.block = block
+        self.HOST_IP, self.ALLOWED_SRC, self.DENIED_SRC = _net(block + 1), _net(block + 2), _net(block + 10)
+        self.DENIED_PREFIX = _net(block + 8) + "/29"     # .block+8 - .block+15
+        self.ALLOWED_PREFIX = _net(block) + "/29"        # .block - .block+7
 
     def up(self) -> "VethPair":
         self.down()
@@ -53,7 +69,7 @@ class VethPair:
         sh("ip", "link", "add", self.host, "type", "veth", "peer", "name", self.peer, "netns", self.netns)
         sh("ip", "addr", "add", f"{self.HOST_IP}/32", "dev", self.host)
         sh("ip", "link", "set", self.host, "up")
-        sh("ip", "route", "add", _net(240) + "/28", "dev", self.host)
+        sh("ip", "route", "add", _net(self.block) + "/28", "dev", self.host)
         for addr in (self.ALLOWED_SRC, self.DENIED_SRC):
             self.in_ns("ip", "addr", "add", f"{addr}/28", "dev", self.peer)
         self.in_ns("ip", "link", "set", self.peer, "up")
