@@ -5,8 +5,10 @@ cgroup v2 and the commands that hit cgroup_deny's lists. Names carry BPFLEET_LAB
 session don't either; everything is removed after."""
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import select
 import socket
 import subprocess
 import time
@@ -42,6 +44,14 @@ def _net(last: int) -> str:
     return f"{base}.{last}"
 
 
+def _net6(last: int) -> str:
+    """The IPv6 twin of _net(): a unique-local address made of our lab subnet's octets
+    (10.213.220.0/24 -> fd0a:d5dc::<last>), so that parallel sessions differ here too."""
+    a, b, c = (int(o) for o in SUBNET.split("/")[0].split(".")[:3])
+    # canonical form, as recvfrom() reports it
+    return str(ipaddress.IPv6Address(f"fd{a:02x}:{b:02x}{c:02x}::{last:x}"))
+
+
 def sh(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
     r = subprocess.run(cmd, capture_output=True, text=True)
     if check and r.returncode != 0:
@@ -50,10 +60,11 @@ def sh(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 class VethPair:
-    """host end `<prefix><tag>-h` here (HOST_IP), peer end `<prefix><tag>-p` in netns
-    `<prefix><tag>-peer` holding ALLOWED_SRC and DENIED_SRC; traffic flows peer -> host, through
-    the host end's XDP. `block` is the last octet of the /28 of the lab subnet it uses (240 for
-    the mitigation tests, 224 for the dashboards test), so pairs with different tags coexist."""
+    """host end `<prefix><tag>-h` here (HOST_IP, HOST_IP6), peer end `<prefix><tag>-p` in netns
+    `<prefix><tag>-peer` holding ALLOWED_SRC and DENIED_SRC (and their IPv6 twins, *_SRC6);
+    traffic flows peer -> host, through the host end's XDP. `block` is the last octet of the /28
+    of the lab subnet it uses (240 for the mitigation tests, 224 for the dashboards test), so
+    pairs with different tags and blocks coexist."""
 
     def __init__(self, tag: str = "", block: int = 240):
         assert len(tag) <= 4 and block % 16 == 0 and 0 <= block <= 240, (tag, block)
@@ -62,6 +73,9 @@ class VethPair:
         self.HOST_IP, self.ALLOWED_SRC, self.DENIED_SRC = _net(block + 1), _net(block + 2), _net(block + 10)
         self.DENIED_PREFIX = _net(block + 8) + "/29"     # .block+8 - .block+15
         self.ALLOWED_PREFIX = _net(block) + "/29"        # .block - .block+7
+        self.HOST_IP6, self.ALLOWED_SRC6 = _net6(block + 1), _net6(block + 2)
+        self.DENIED_SRC6 = _net6(block + 10)
+        self.DENIED_PREFIX6 = _net6(block + 8) + "/125"
 
     def up(self) -> "VethPair":
         self.down()
@@ -70,8 +84,12 @@ class VethPair:
         sh("ip", "addr", "add", f"{self.HOST_IP}/32", "dev", self.host)
         sh("ip", "link", "set", self.host, "up")
         sh("ip", "route", "add", _net(self.block) + "/28", "dev", self.host)
+        sh("ip", "addr", "add", f"{self.HOST_IP6}/128", "dev", self.host, "nodad")
+        sh("ip", "route", "add", _net6(self.block) + "/124", "dev", self.host)
         for addr in (self.ALLOWED_SRC, self.DENIED_SRC):
             self.in_ns("ip", "addr", "add", f"{addr}/28", "dev", self.peer)
+        for addr in (self.ALLOWED_SRC6, self.DENIED_SRC6):
+            self.in_ns("ip", "addr", "add", f"{addr}/124", "dev", self.peer, "nodad")
         self.in_ns("ip", "link", "set", self.peer, "up")
         self.in_ns("ip", "link", "set", "lo", "up")
         return self
@@ -88,28 +106,34 @@ class VethPair:
         return "xdp" in info
 
     def send(self, sources: dict[str, int], timeout: float = 1.0) -> dict[str, int]:
-        """Send UDP datagrams peer -> host: {source address: how many}. -> received per source."""
-        rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        rx.bind((self.HOST_IP, 0))
-        port = rx.getsockname()[1]
+        """Send UDP datagrams peer -> host: {source address (IPv4 or IPv6): how many}.
+        -> received per source."""
+        rx, dests = {}, {}              # IP version -> socket bound on the host end; source -> it
+        for src in sources:
+            version = ipaddress.ip_address(src).version
+            if version not in rx:
+                family = socket.AF_INET6 if version == 6 else socket.AF_INET
+                rx[version] = socket.socket(family, socket.SOCK_DGRAM)
+                rx[version].bind((self.HOST_IP6 if version == 6 else self.HOST_IP, 0))
+            dests[src] = rx[version].getsockname()[:2]
         token = uuid.uuid4().hex[:8].encode()
         script = ("import socket,sys,json\n"
-                  "for src,n in json.loads(sys.argv[1]).items():\n"
-                  "    s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind((src,0))\n"
-                  f"    [s.sendto({token!r}+src.encode(),({self.HOST_IP!r},{port})) for _ in range(n)]\n")
-        self.in_ns("python3", "-c", script, json.dumps(sources))
+                  "for src,(n,dst,port) in json.loads(sys.argv[1]).items():\n"
+                  "    s=socket.socket(socket.AF_INET6 if ':' in src else socket.AF_INET,socket.SOCK_DGRAM)\n"
+                  "    s.bind((src,0))\n"
+                  f"    [s.sendto({token!r}+src.encode(),(dst,port)) for _ in range(n)]\n")
+        self.in_ns("python3", "-c", script, json.dumps({s: (n, *dests[s]) for s, n in sources.items()}))
         got = {src: 0 for src in sources}
-        rx.settimeout(timeout)
         end = time.monotonic() + timeout
         try:
-            while time.monotonic() < end and sum(got.values()) < sum(sources.values()):
-                data, (addr, _) = rx.recvfrom(256)
-                if data.startswith(token):
-                    got[addr] = got.get(addr, 0) + 1
-        except socket.timeout:
-            pass
+            while sum(got.values()) < sum(sources.values()) and (left := end - time.monotonic()) > 0:
+                for sock in select.select(list(rx.values()), [], [], left)[0]:
+                    data, addr = sock.recvfrom(256)
+                    if data.startswith(token):
+                        got[addr[0]] = got.get(addr[0], 0) + 1
         finally:
-            rx.close()
+            for sock in rx.values():
+                sock.close()
         return got
 
 

@@ -4,17 +4,18 @@ Prometheus server scraping a real exporter that runs all the built-in programs, 
 Set-up (module fixture `stack`): build the built-in programs and mitigations, create a scratch
 veth pair into a netns and a scratch cgroup v2 (tests/mitkit.py), start `bpfleet exporter` with
 every built-in program (syscalls with its by_process knob on, so that syscalls_by_process_total
-exists) and every mitigation in monitor mode (xdp_denylist on the veth's host end denying the
-peer's DENIED_PREFIX, cgroup_deny on the scratch cgroup denying /dev/zero and ip_forward writes;
-the BPF-LSM ones are configured too and come up not_applicable where lsm programs are refused)
-on a free port with its own pin root and admin socket (tests/integration/harness.py), start
-`prometheus` on a free port scraping it every second, and drive a workload in a thread for the
-whole test: getppid, O_DIRECT reads and writes, loopback TCP connects, execs of /bin/true,
-short sleeps, an OOM kill in a tiny memory cgroup every few seconds (so that oomkill's BPF
-program runs and its cost per event is defined), and every MITIGATION_EVERY seconds UDP from a
-denied and an allowed source over the veth plus a /dev/zero read and an ip_forward write (in a
-throwaway netns) from inside the scratch cgroup, as tests/mitigations does. Then wait until
-Prometheus holds at least MIN_SCRAPES samples of `up` for the exporter.
+exists) and every mitigation in monitor mode: xdp_denylist on the veth's host end denying the
+peer's DENIED_PREFIX and DENIED_PREFIX6, cgroup_deny on the scratch cgroup denying /dev/zero and
+ip_forward writes, the BPF-LSM ones too (they come up not_applicable where lsm programs are
+refused). The exporter gets a free port, its own pin root and admin socket
+(tests/integration/harness.py). Start `prometheus` on a free port scraping it every second, and
+drive a workload in a thread for the whole test: getppid, O_DIRECT reads and writes, loopback TCP
+connects, execs of /bin/true, short sleeps, an OOM kill in a tiny memory cgroup every few seconds
+(so that oomkill's BPF program runs and its cost per event is defined), and every
+MITIGATION_EVERY seconds UDP from a denied and an allowed source (IPv4 and IPv6) over the veth,
+and a /dev/zero read and an ip_forward write (in a throwaway netns) from inside the scratch
+cgroup, as tests/mitigations does. Then wait until Prometheus holds at least MIN_SCRAPES samples
+of `up` for the exporter and has seen both mitigations' would_block decisions.
 
 Substitutions (what Grafana would do, with windows this short test can fill):
 - `$__rate_interval` -> RATE_WINDOW (15s: > 4 scrape intervals, as Grafana's own minimum is; the
@@ -62,7 +63,10 @@ RATE_WINDOW = "15s"
 RANGE_WINDOW = "1m"
 OOM_EVERY = 3.0                 # seconds between OOM kills in the test's memory cgroup
 MITIGATION_EVERY = 1.0          # seconds between rounds of traffic the mitigations see
-DENIED_V6 = "2001:db8::/32"     # documentation prefix: in the list, never seen (a 0 counter)
+MITIGATION_COUNTERS = ('xdp_denylist_decisions_total{action="would_block"}',
+                       "xdp_denylist_ipv4_prefix_packets_total", "xdp_denylist_ipv6_prefix_packets_total",
+                       'cgroup_deny_decisions_total{action="would_block"}', "cgroup_deny_device_hits_total",
+                       "cgroup_deny_sysctl_hits_total")
 PROMETHEUS_READY_TIMEOUT = 30.0
 SCRAPES_TIMEOUT = 45.0
 
@@ -199,7 +203,7 @@ class Workload(threading.Thread):
     def mitigation_traffic(self) -> None:
         """What the monitor-mode mitigations count as would_block, and let through."""
         v = self.veth
-        sent = {v.DENIED_SRC: 3, v.ALLOWED_SRC: 1}
+        sent = {v.DENIED_SRC: 3, v.ALLOWED_SRC: 1, v.DENIED_SRC6: 2, v.ALLOWED_SRC6: 1}
         got = v.send(sent)
         assert got == sent, f"xdp_denylist is in monitor mode, yet over the veth {sent} arrived as {got}"
         for cmd in (READ_ZERO, WRITE_SYSCTL):
@@ -220,7 +224,7 @@ def mitigations_config(veth: VethPair, cgroup: ScratchCgroup) -> str:
     """Every built-in mitigation in monitor mode; the BPF-LSM ones come up not_applicable on a
     kernel that refuses lsm programs (and their dashboards are skipped with that reason)."""
     return (f'[mitigations.xdp_denylist]\nmode = "monitor"\n'
-            f'lists = {{ deny_v4 = ["{veth.DENIED_PREFIX}"], deny_v6 = ["{DENIED_V6}"] }}\n'
+            f'lists = {{ deny_v4 = ["{veth.DENIED_PREFIX}"], deny_v6 = ["{veth.DENIED_PREFIX6}"] }}\n'
             f'attach = {{ interfaces = ["{veth.host}"] }}\n'
             f'[mitigations.cgroup_deny]\nmode = "monitor"\n'
             f'lists = {{ deny_devices = ["{DENIED_DEVICE}"], deny_sysctls = ["{DENIED_SYSCTL}"] }}\n'
@@ -325,8 +329,10 @@ def scraped(stack):
         mark = (f'increase(bpfleet_program_run_count_total{{program="oomkill", bpf_program="mark_victim"}}'
                 f'[{RATE_WINDOW}])')
         deadline_poll(lambda: prom.value(mark) > 0, 20, interval=0.2, what="an OOM kill seen by Prometheus")
-    for counter in ("xdp_denylist_decisions_total", "cgroup_deny_decisions_total"):
-        seen = f'sum(increase({counter}{{action="would_block"}}[{RATE_WINDOW}]))'
+    # the mitigations' counters move (a per-prefix/per-entry counter exists, at 0, as soon as
+    # its list entry does: wait for real hits)
+    for counter in MITIGATION_COUNTERS:
+        seen = f'sum(increase({counter}[{RATE_WINDOW}]))'
         deadline_poll(lambda: prom.value(seen) > 0, 20, interval=0.2, what=f"{counter} seen by Prometheus")
     stack["ready_after"] = time.monotonic() - stack["t0"]
     return stack
