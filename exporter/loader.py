@@ -22,8 +22,10 @@ VERIFIER_TAIL_LINES = 30
 UNPROBEABLE_TYPES = {"tracing"}
 # libbpf attaches by itself only programs whose section names their hook (tracepoints, raw_tp,
 # tp_btf, fentry, kprobes, ...); xdp, tc and cgroup programs need an interface or a cgroup.
-NO_ATTACH_TARGET = ("; libbpf cannot attach this section by itself: xdp, tc and cgroup programs "
-                    "need an attach target (an interface or a cgroup), which manifests cannot name yet")
+NO_ATTACH_TARGET = ("; libbpf cannot attach this section by itself (tc programs, for one), and "
+                    "bpfleet attaches only xdp programs to interfaces and cgroup programs to a cgroup")
+NEEDS_TARGET = ("; name it in the program's config: attach = { interfaces = [\"eth0\"] } for xdp, "
+                "attach = { cgroup = \"/sys/fs/cgroup/...\" } for cgroup programs")
 
 
 class LoadError(Exception):
@@ -225,7 +227,9 @@ def _load_attach(artifact, obj, plan, knobs, pin_root, previous, attach):
             if handed_over:   # put the old one back: a failed upgrade leaves it serving
                 previous.obj.attach_all(previous.attach.interfaces, previous.attach.cgroup)
             raise LoadError(obj.path, f"could not attach: {e.explain(2)}"
-                            + (NO_ATTACH_TARGET if e.errno == errno.EOPNOTSUPP else ""))
+                            + (NO_ATTACH_TARGET if e.errno == errno.EOPNOTSUPP else
+                               NEEDS_TARGET if e.errno == errno.EINVAL and not (targets.interfaces or targets.cgroup)
+                               else ""))
         if previous is not None:
             if gate_shared:
                 handover.open_gate(obj, generation)  # the commit point

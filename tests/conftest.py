@@ -1,7 +1,8 @@
 """Shared by every test folder: tests/integration/harness.py (real exporters, registries, leak
 checks) and tests/integration/prometheus_server.py are importable as `harness` and
-`prometheus_server` from anywhere under tests/, and tests/toml_strategies.py (hypothesis
-strategies for TOML documents) as `toml_strategies`."""
+`prometheus_server` from anywhere under tests/, tests/toml_strategies.py (hypothesis
+strategies for TOML documents) as `toml_strategies`, and tests/mitkit.py (veth pair, scratch
+cgroup: what the mitigations act on) as `mitkit`."""
 import sys
 from pathlib import Path
 

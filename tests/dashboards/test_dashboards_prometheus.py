@@ -1,14 +1,21 @@
 """Every PromQL expression of every panel of every committed dashboard, evaluated by a real
 Prometheus server scraping a real exporter that runs all the built-in programs, returns data.
 
-Set-up (module fixture `stack`): build the built-in programs, start `bpfleet exporter` with all
-of them (syscalls with its by_process knob on, so that syscalls_by_process_total exists) on a
-free port with its own pin root and admin socket (tests/integration/harness.py), start
-`prometheus` on a free port scraping it every second, and drive a workload in a thread for the
-whole test: getppid, O_DIRECT reads and writes, loopback TCP connects, execs of /bin/true,
-short sleeps, and an OOM kill in a tiny memory cgroup every few seconds (so that oomkill's BPF
-program runs and its cost per event is defined). Then wait until Prometheus holds at least
-MIN_SCRAPES samples of `up` for the exporter.
+Set-up (module fixture `stack`): build the built-in programs and mitigations, create a scratch
+veth pair into a netns and a scratch cgroup v2 (tests/mitkit.py), start `bpfleet exporter` with
+every built-in program (syscalls with its by_process knob on, so that syscalls_by_process_total
+exists) and every mitigation in monitor mode: xdp_denylist on the veth's host end denying the
+peer's DENIED_PREFIX and DENIED_PREFIX6, cgroup_deny on the scratch cgroup denying /dev/zero and
+ip_forward writes, the BPF-LSM ones too (they come up not_applicable where lsm programs are
+refused). The exporter gets a free port, its own pin root and admin socket
+(tests/integration/harness.py). Start `prometheus` on a free port scraping it every second, and
+drive a workload in a thread for the whole test: getppid, O_DIRECT reads and writes, loopback TCP
+connects, execs of /bin/true, short sleeps, an OOM kill in a tiny memory cgroup every few seconds
+(so that oomkill's BPF program runs and its cost per event is defined), and every
+MITIGATION_EVERY seconds UDP from a denied and an allowed source (IPv4 and IPv6) over the veth,
+and a /dev/zero read and an ip_forward write (in a throwaway netns) from inside the scratch
+cgroup, as tests/mitigations does. Then wait until Prometheus holds at least MIN_SCRAPES samples
+of `up` for the exporter and has seen both mitigations' would_block decisions.
 
 Substitutions (what Grafana would do, with windows this short test can fill):
 - `$__rate_interval` -> RATE_WINDOW (15s: > 4 scrape intervals, as Grafana's own minimum is; the
@@ -20,7 +27,9 @@ Template variable queries (`label_values(expr, label)`) go to /api/v1/label/<lab
 match[]=expr, which is what Grafana's Prometheus datasource does.
 
 "Returns data" = the instant query result is not empty and has at least one finite value.
-Panels that legitimately have none here are listed in MAY_BE_EMPTY with the reason.
+Panels that legitimately have none here are listed in MAY_BE_EMPTY with the reason. A mitigation
+that is not_applicable on this kernel (BPF-LSM here) has its dashboard skipped with the
+exporter's reason.
 
 Prometheus and the exporter are stopped at the end, also on failure; the exporter's stop checks
 that its pin root is gone and every BPF program and map it held is freed.
@@ -42,6 +51,7 @@ from pathlib import Path
 
 import pytest
 from harness import live_skip_reason
+from mitkit import DENIED_DEVICE, DENIED_SYSCTL, READ_ZERO, WRITE_SYSCTL, ScratchCgroup, VethPair
 from prometheus_server import Prometheus
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,6 +62,11 @@ MIN_SCRAPES = 6
 RATE_WINDOW = "15s"
 RANGE_WINDOW = "1m"
 OOM_EVERY = 3.0                 # seconds between OOM kills in the test's memory cgroup
+MITIGATION_EVERY = 1.0          # seconds between rounds of traffic the mitigations see
+MITIGATION_COUNTERS = ('xdp_denylist_decisions_total{action="would_block"}',
+                       "xdp_denylist_ipv4_prefix_packets_total", "xdp_denylist_ipv6_prefix_packets_total",
+                       'cgroup_deny_decisions_total{action="would_block"}', "cgroup_deny_device_hits_total",
+                       "cgroup_deny_sysctl_hits_total")
 PROMETHEUS_READY_TIMEOUT = 30.0
 SCRAPES_TIMEOUT = 45.0
 
@@ -120,13 +135,14 @@ OOM_CHILD = "b = bytearray(256 << 20); b[::4096] = b'x' * (len(b) // 4096)"   # 
 class Workload(threading.Thread):
     """Exercise every built-in program until stopped; remember the first error."""
 
-    def __init__(self, io_dir: str, oom_cgroup: Path | None):
+    def __init__(self, io_dir: str, oom_cgroup: Path | None, veth: VethPair, deny_cgroup: ScratchCgroup):
         super().__init__(daemon=True, name="dashboard-workload")
         self.stop_event = threading.Event()
         self.io_path = os.path.join(io_dir, "data")
         self.oom_cgroup = oom_cgroup
+        self.veth, self.deny_cgroup = veth, deny_cgroup
         self.error: BaseException | None = None
-        self.rounds = self.oom_kills = 0
+        self.rounds = self.oom_kills = self.mitigation_rounds = 0
 
     def run(self) -> None:
         try:
@@ -135,13 +151,16 @@ class Workload(threading.Thread):
             srv.listen(16)
             buf = mmap.mmap(-1, 1 << 20)           # page-aligned, as O_DIRECT needs
             buf.write(os.urandom(1 << 20))
-            last_oom = 0.0
+            last_oom = last_mitigation = 0.0
             try:
                 while not self.stop_event.is_set():
                     self.round(srv, buf)
                     if self.oom_cgroup is not None and time.monotonic() - last_oom >= OOM_EVERY:
                         last_oom = time.monotonic()
                         self.oom_kill()
+                    if time.monotonic() - last_mitigation >= MITIGATION_EVERY:
+                        last_mitigation = time.monotonic()
+                        self.mitigation_traffic()
                     self.rounds += 1
                     self.stop_event.wait(0.05)
             finally:
@@ -181,6 +200,17 @@ class Workload(threading.Thread):
         if r.returncode == -signal.SIGKILL or r.returncode == 128 + signal.SIGKILL:
             self.oom_kills += 1
 
+    def mitigation_traffic(self) -> None:
+        """What the monitor-mode mitigations count as would_block, and let through."""
+        v = self.veth
+        sent = {v.DENIED_SRC: 3, v.ALLOWED_SRC: 1, v.DENIED_SRC6: 2, v.ALLOWED_SRC6: 1}
+        got = v.send(sent)
+        assert got == sent, f"xdp_denylist is in monitor mode, yet over the veth {sent} arrived as {got}"
+        for cmd in (READ_ZERO, WRITE_SYSCTL):
+            r = self.deny_cgroup.run(*cmd)
+            assert r.returncode == 0, f"cgroup_deny is in monitor mode, yet {cmd} failed: {r.stderr}"
+        self.mitigation_rounds += 1
+
     def stop(self) -> None:
         self.stop_event.set()
         self.join(60)
@@ -190,35 +220,61 @@ class Workload(threading.Thread):
 # Fixtures
 # ------------------------------------------------------------------------------------------
 
+def mitigations_config(veth: VethPair, cgroup: ScratchCgroup) -> str:
+    """Every built-in mitigation in monitor mode; the BPF-LSM ones come up not_applicable on a
+    kernel that refuses lsm programs (and their dashboards are skipped with that reason)."""
+    return (f'[mitigations.xdp_denylist]\nmode = "monitor"\n'
+            f'lists = {{ deny_v4 = ["{veth.DENIED_PREFIX}"], deny_v6 = ["{veth.DENIED_PREFIX6}"] }}\n'
+            f'attach = {{ interfaces = ["{veth.host}"] }}\n'
+            f'[mitigations.cgroup_deny]\nmode = "monitor"\n'
+            f'lists = {{ deny_devices = ["{DENIED_DEVICE}"], deny_sysctls = ["{DENIED_SYSCTL}"] }}\n'
+            f'attach = {{ cgroup = "{cgroup.path}" }}\n'
+            f'[mitigations.socket_family_deny]\nmode = "monitor"\nlists = {{ deny_families = ["AF_ALG"] }}\n'
+            f'[mitigations.file_open_deny]\nmode = "monitor"\nlists = {{ deny_paths = ["/etc/shadow"] }}\n')
+
+
+def mitigation_states(exporter) -> dict[str, dict]:
+    return {m["name"]: m for m in exporter.status()["mitigations"]}
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     reason = live_skip_reason("prometheus")
     if reason:
         pytest.skip(reason)
-    from harness import BUILTINS, LOADABLE, PROGRAMS_DIR, TRACKER, Exporter, build
+    from harness import BUILTINS, LOADABLE, MITIGATIONS, PROGRAMS_DIR, TRACKER, Exporter, build, deadline_poll
     TRACKER.start()
     tmp = tmp_path_factory.mktemp("dash-e2e")
     t0 = time.monotonic()
     registry = tmp / "registry"
-    build(registry, *(PROGRAMS_DIR / n for n in BUILTINS))
+    build(registry, *(PROGRAMS_DIR / n for n in BUILTINS + MITIGATIONS))
     programs = {n: {} for n in BUILTINS}
     programs["syscalls"] = {"knobs": {"by_process": True}}
-    exporter = Exporter(tmp / "exporter", registry, programs)
-    prom = workload = cgroup = None
+    prom = workload = cgroup = exporter = None
+    veth = VethPair(tag="d", block=224)
+    deny_cgroup = ScratchCgroup()
     io_dir = tempfile.mkdtemp(prefix="bpfleet-dash-io-", dir="/var/tmp")   # on a block device
     failed = False
     try:
+        veth.up()
+        deny_cgroup.__enter__()
+        exporter = Exporter(tmp / "exporter", registry, programs,
+                            extra_config=mitigations_config(veth, deny_cgroup))
         exporter.start()
         exporter.wait_attached(*LOADABLE)
+        states = mitigation_states(exporter)
+        for name in ("xdp_denylist", "cgroup_deny"):
+            assert states[name]["state"] == "monitor", (states[name], exporter.stderr_tail())
         cgroup = memory_cgroup_dir()
         if cgroup is None:
             MAY_BE_EMPTY[("bpfleet-oomkill.json", "Kernel time per event")] = (
                 "no memory cgroup to cause an OOM kill in: mark_victim never runs, so it has no cost "
                 "per event")
-        workload = Workload(io_dir, cgroup)
+        workload = Workload(io_dir, cgroup, veth, deny_cgroup)
         workload.start()
         prom = Prometheus(tmp / "prometheus", [exporter.listen]).start()
-        yield {"exporter": exporter, "prometheus": prom, "workload": workload, "t0": t0}
+        yield {"exporter": exporter, "prometheus": prom, "workload": workload, "t0": t0,
+               "mitigations": states}
     except BaseException:
         failed = True
         raise
@@ -230,11 +286,18 @@ def stack(tmp_path_factory):
             prom.stop()
             if prom.proc.poll() is None:
                 errors.append("prometheus did not exit")
-        try:
-            exporter.stop()
-        except AssertionError as e:
-            exporter.kill()
-            errors.append(str(e))
+        if exporter is not None:
+            try:
+                exporter.stop()
+            except AssertionError as e:
+                exporter.kill()
+                errors.append(str(e))
+        veth.down()
+        if deny_cgroup.path.exists():
+            try:
+                deny_cgroup.__exit__(None, None, None)
+            except AssertionError as e:
+                errors.append(str(e))
         if cgroup is not None:
             _rmdir(cgroup)
         for f in Path(io_dir).iterdir():
@@ -266,6 +329,11 @@ def scraped(stack):
         mark = (f'increase(bpfleet_program_run_count_total{{program="oomkill", bpf_program="mark_victim"}}'
                 f'[{RATE_WINDOW}])')
         deadline_poll(lambda: prom.value(mark) > 0, 20, interval=0.2, what="an OOM kill seen by Prometheus")
+    # the mitigations' counters move (a per-prefix/per-entry counter exists, at 0, as soon as
+    # its list entry does: wait for real hits)
+    for counter in MITIGATION_COUNTERS:
+        seen = f'sum(increase({counter}[{RATE_WINDOW}]))'
+        deadline_poll(lambda: prom.value(seen) > 0, 20, interval=0.2, what=f"{counter} seen by Prometheus")
     stack["ready_after"] = time.monotonic() - stack["t0"]
     return stack
 
@@ -298,20 +366,24 @@ def finite(result: dict) -> bool:
     return any(math.isfinite(float(r["value"][1])) for r in rows)
 
 
-def skip_if_not_loadable(path: Path) -> None:
-    """A bcc-source program's dashboard has no data on a host without kernel headers (the
-    program is not_applicable there; tests/kernel_matrix runs it in a VM)."""
+def skip_if_not_loadable(path: Path, stack: dict) -> None:
+    """A bcc-source program's dashboard has no data on a host without kernel headers, nor a
+    mitigation's on a kernel that cannot run it (both are not_applicable there; tests/kernel_matrix
+    and tests/mitigations/test_lsm_vm.py run them in a VM)."""
     from harness import BUILTINS, LOADABLE, MITIGATIONS
     name = path.stem.removeprefix("bpfleet-")
     if name in BUILTINS and name not in LOADABLE:
         pytest.skip(f"{name} is a bcc-source program and this host has no kernel headers")
     if name in MITIGATIONS:
-        pytest.skip(f"{name} is a mitigation: this stack's exporter does not apply it")
+        st = stack["mitigations"][name]
+        if st["state"] == "not_applicable":
+            pytest.skip(f"{name} is not_applicable on this kernel: {st['reason']}")
+        assert st["state"] == "monitor", f"{name}: {st}"
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=[p.stem for p in DASHBOARDS])
 def test_every_panel_query_returns_data(scraped, path):
-    skip_if_not_loadable(path)
+    skip_if_not_loadable(path, scraped)
     prom, exporter = scraped["prometheus"], scraped["exporter"]
     d = json.loads(path.read_text())
     variables = dashboard_variables(d, exporter.listen)
@@ -337,7 +409,7 @@ def test_every_panel_query_returns_data(scraped, path):
 @pytest.mark.parametrize("path", DASHBOARDS, ids=[p.stem for p in DASHBOARDS])
 def test_every_template_variable_has_values(scraped, path):
     """label_values(expr, label) the way Grafana asks Prometheus: /api/v1/label/<label>/values."""
-    skip_if_not_loadable(path)
+    skip_if_not_loadable(path, scraped)
     prom, exporter = scraped["prometheus"], scraped["exporter"]
     d = json.loads(path.read_text())
     variables = dashboard_variables(d, exporter.listen)
@@ -366,5 +438,6 @@ def test_workload_and_timing(scraped):
     assert w.rounds > 0
     if w.oom_cgroup is not None:
         assert w.oom_kills > 0, "the OOM child was never killed"
+    assert w.mitigation_rounds > 0
     # the whole set-up (build, exporter, prometheus, scrapes) stays well inside the test budget
     assert scraped["ready_after"] < 90, scraped["ready_after"]

@@ -36,7 +36,7 @@ def test_what_it_lacks_says_why(req, words):
 
 def test_trampolines_probe_agrees_with_a_real_load():
     """The probe loads a `return 0` fentry program; its verdict is what loading a real one gets
-    (tests/integration/test_variants.py loads tcp, whose fentry variant it judges)."""
+    (tests/integration/test_variants_live.py loads tcp, whose fentry variant it judges)."""
     f = probe.find(R("trampoline", "fentry", "tcp_set_state"))
     from exporter.libbpf import probe as lp
     assert f.ok == (lp.probe_trampoline("fexit", "tcp_set_state") == 0)

@@ -103,16 +103,16 @@ def test_cap_net_admin_is_kept_only_for_networking_programs(types, kept):
 
 
 def test_an_xdp_program_fails_alone_and_cap_net_admin_goes(hard_exporters):
-    """An XDP program loads (the verifier accepts it) but cannot attach: libbpf attaches only
-    programs whose section names their hook, and manifests cannot name an interface yet. The
-    error says so, the other programs run, and since no networking program runs,
-    CAP_NET_ADMIN is dropped with the rest."""
+    """An XDP program loads (the verifier accepts it) but cannot attach without an interface
+    to attach to, which its config does not name. The error says so and how to name one, the
+    other programs run, and since no networking program runs (and the config accepts no
+    mitigations), CAP_NET_ADMIN is dropped with the rest."""
     e = hard_exporters({"xdpcount": {}, "syscalls": {}})
     e.wait_attached("syscalls")
     p = e.program("xdpcount")
     assert p["state"] == "failed", p
-    assert "could not attach" in p["error"] and "ENOTSUP" in p["error"], p["error"]
-    assert "need an attach target (an interface or a cgroup)" in p["error"], p["error"]
+    assert "could not attach" in p["error"] and "needs interfaces to attach to" in p["error"], p["error"]
+    assert "attach = { interfaces = [" in p["error"], p["error"]
     caps = e.status()["capabilities"]
     assert set(caps["kept"]) == KEPT and "cap_net_admin" in caps["dropped"], caps
 

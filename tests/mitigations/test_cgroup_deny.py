@@ -7,12 +7,9 @@ from __future__ import annotations
 import pytest
 
 from harness import deadline_poll
-from mitkit import ScratchCgroup
+from mitkit import DENIED_DEVICE, DENIED_SYSCTL, READ_ZERO, WRITE_SYSCTL, ScratchCgroup
 
 pytestmark = pytest.mark.live
-READ_ZERO = ("sh", "-c", "head -c1 /dev/zero > /dev/null")
-WRITE_SYSCTL = ("unshare", "-n", "python3", "-c",   # dash's echo says "I/O error" for any errno
-                "import os; os.write(os.open('/proc/sys/net/ipv4/ip_forward', os.O_WRONLY), b'1')")
 
 
 def _decisions(e, action: str, reason: str) -> float:
@@ -22,7 +19,7 @@ def _decisions(e, action: str, reason: str) -> float:
 def test_devices_and_sysctl_writes_refused_in_enforce_counted_in_monitor(start_exporter):
     with ScratchCgroup() as cg:
         e = start_exporter(f'[mitigations.cgroup_deny]\nmode = "monitor"\n'
-                           f'lists = {{ deny_devices = ["c 1:5"], deny_sysctls = ["net/ipv4/ip_forward"] }}\n'
+                           f'lists = {{ deny_devices = ["{DENIED_DEVICE}"], deny_sysctls = ["{DENIED_SYSCTL}"] }}\n'
                            f'attach = {{ cgroup = "{cg.path}" }}\n')
         st = next(m for m in e.status()["mitigations"] if m["name"] == "cgroup_deny")
         assert st["state"] == "monitor", st
