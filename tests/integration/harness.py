@@ -259,7 +259,9 @@ class Sample:
 
 class Metrics:
     """A parsed scrape. value(name, **labels) sums every sample named `name` whose labels
-    include the given ones (0 when none)."""
+    include the given ones; a series that is not there is an error (AssertionError naming it),
+    so `== 0` cannot pass on a missing series. value_or_zero() is the explicit "absent or 0"
+    for a counter that legitimately does not exist yet."""
 
     def __init__(self, text: str):
         self.text = text
@@ -272,6 +274,16 @@ class Metrics:
                 if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())]
 
     def value(self, name: str, **labels) -> float:
+        found = self.find(name, **labels)
+        if not found:
+            near = sorted({repr(s.labels) for s in self.samples if s.name == name})[:5]
+            raise AssertionError(f"no series {name}{labels or ''} in the scrape"
+                                 + (f" (series of that name: {', '.join(near)})" if near
+                                    else " (no series of that name at all)"))
+        return sum(s.value for s in found)
+
+    def value_or_zero(self, name: str, **labels) -> float:
+        """The sum, or 0 when the series is absent: only for a series that may not exist yet."""
         return sum(s.value for s in self.find(name, **labels))
 
     def has(self, name: str, **labels) -> bool:
