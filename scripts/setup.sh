@@ -9,12 +9,14 @@ export BPFLEET_ROOT
 VENV="$BPFLEET_ROOT/.venv"
 export BPFLEET_REGISTRY=${BPFLEET_REGISTRY:-/var/lib/bpfleet/registry}
 
-APT_PACKAGES=(clang llvm libbpf-dev libbpf1 bpftool python3-bpfcc python3-venv python3-dev
-              prometheus bpftrace iproute2 util-linux procps curl
-              # systemd-analyze verifies the exporter units (packaging/, the Ansible role)
-              systemd
-              # bpfleet lab: netns hosts (sshd) and VMs (debootstrap'ed image under QEMU TCG)
-              openssh-server openssh-client debootstrap qemu-system-x86 qemu-utils e2fsprogs kmod zstd)
+# The Debian packages to install: the `install` rows of scripts/debian-packages.txt, the one
+# list of what the code needs from the machine (tests/setup/test_machine_needs.py keeps it true).
+mapfile -t APT_PACKAGES < <(awk '!/^#/ && $2 == "install" { print $1 }' \
+                             "$BPFLEET_ROOT/scripts/debian-packages.txt")
+if [ ${#APT_PACKAGES[@]} -eq 0 ]; then
+    echo "bpfleet setup: no packages read from $BPFLEET_ROOT/scripts/debian-packages.txt" >&2
+    exit 1
+fi
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 

@@ -8,14 +8,11 @@ import subprocess
 import time
 from pathlib import Path
 
-# Debian package per tool, for "missing package" errors (and scripts/setup.sh's APT_PACKAGES).
-TOOL_PACKAGES = {
-    "ip": "iproute2", "nsenter": "util-linux", "unshare": "util-linux",
-    "/usr/sbin/sshd": "openssh-server", "ssh": "openssh-client", "ssh-keygen": "openssh-client",
-    "qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-utils",
-    "debootstrap": "debootstrap", "/bin/busybox": "busybox-static", "mkfs.ext4": "e2fsprogs",
-    "depmod": "kmod", "dpkg-deb": "dpkg", "apt-get": "apt",
-}
+from orchestrator.lab import debian_packages
+
+# Debian package per tool, for "missing package" errors: scripts/debian-packages.txt, the list
+# scripts/setup.sh installs from.
+TOOL_PACKAGES = debian_packages.tool_packages(debian_packages.load())
 NETNS_TOOLS = ["ip", "nsenter", "unshare", "/usr/sbin/sshd", "ssh", "ssh-keygen"]
 VM_TOOLS = ["qemu-system-x86_64", "qemu-img", "debootstrap", "/bin/busybox", "mkfs.ext4",
             "depmod", "dpkg-deb", "apt-get", "zstd", "ssh", "ssh-keygen"]
