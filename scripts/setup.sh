@@ -22,7 +22,7 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 require_root() {
     if [ "$(id -u)" -ne 0 ]; then
-        echo "bpfleet setup: must run as root (BPF programs are loaded into the kernel)" >&2
+        echo "bpfleet setup: run as root (or with sudo): BPF programs are loaded into the kernel" >&2
         exit 1
     fi
 }
