@@ -1,30 +1,41 @@
-"""Drive known workloads and check every built-in program counts at least that much.
+"""Drive known workloads and check every built-in program counts exactly that much.
 
 All built-in programs run in one exporter for the module. Each test scrapes, drives its
 workload, then polls /metrics (with a deadline, no fixed sleeps) until the counters have grown
-by at least the amount of work done. Lower bounds only: the whole machine is counted.
+by the amount of work done, and then asserts they grew by exactly that amount: a program that
+counts an event twice fails. Exact counts need a series only the test feeds, so each workload
+gets one of its own (workload_kit.py): a private TCP port, a loop device, a unique command name,
+a private memory cgroup. Lower bounds remain only where a series is machine-wide by design (no
+label can single out the test's work); each says why.
 """
 from __future__ import annotations
 
-import math
 import mmap
 import os
+import shutil
+import signal
 import socket
 import subprocess
-import tempfile
+import sys
 import time
+import uuid
 
 import pytest
 import tomli
 
-from harness import LOADABLE, PROGRAMS_DIR, BUILTINS, Metrics, deadline_poll, disk_of
+from harness import LOADABLE, PROGRAMS_DIR, BUILTINS, Metrics, deadline_poll
+from workload_kit import LoopDevice, MemoryCgroup, listen_on_private_port, vmstat_oom_kills
 
 N_GETPPID = 5000
-IO_CHUNK = 1 << 20          # 1 MiB per O_DIRECT call
-IO_BYTES = 8 << 20          # 8 MiB written, then read back
+IO_CHUNK = 64 << 10         # 64 KiB per O_DIRECT call: one request (see the limits checked below)
+IO_BYTES = 4 << 20          # written, then read back
 M_CONNECTS = 20
 K_EXECS = 20
 N_SLEEPS = 50
+K_OOMS = 2
+OOM_LIMIT = 32 << 20
+OOM_CHILD = "b = bytearray(256 << 20); b[::4096] = b'x' * (len(b) // 4096)"   # touch 256 MiB
+OOM_WINDOWS = 5             # tries to find a window without anybody else's OOM kill
 
 
 # bcc-source programs without kernel headers are not_applicable (test_bcc_programs.py)
@@ -36,6 +47,11 @@ def exporter(module_exporters):
     e = module_exporters({name: {} for name in BUILTINS})
     e.wait_attached(*RUNNING)
     return e
+
+
+def unique_comm(tag: str) -> str:
+    """A command name nothing else on the machine has (the kernel keeps 15 characters)."""
+    return f"bw{tag}{uuid.uuid4().hex[:8]}"[:15]
 
 
 def grown(exporter, check, what: str, timeout: float = 10.0) -> Metrics:
@@ -53,6 +69,14 @@ def grown(exporter, check, what: str, timeout: float = 10.0) -> Metrics:
         raise AssertionError(f"{e}: {last.get('msg')}") from None
 
 
+def exactly(exporter, deltas, want: dict, what: str) -> None:
+    """Wait until every delta in deltas(metrics) reached want[key], then require it equal: the
+    workload is over before the first scrape (tracepoints fire inline), so more is double counting."""
+    m = grown(exporter, lambda m: (all(v >= want[k] for k, v in deltas(m).items()), deltas(m)), what)
+    got = deltas(m)
+    assert got == want, f"{what}: grew by {got}, the workload did {want}"
+
+
 def test_all_builtins_attached(exporter):
     m = exporter.metrics()
     for name in BUILTINS:
@@ -65,65 +89,80 @@ def test_all_builtins_attached(exporter):
     assert all(st[n]["state"] == "not_applicable" for n in set(BUILTINS) - set(RUNNING)), st
 
 
-def test_syscalls_getppid(exporter):
-    before = exporter.metrics().value("syscalls_total", syscall="getppid")
-    for _ in range(N_GETPPID):
-        os.getppid()
+GETPPID_CHILD = """import os, sys
+n, comm = int(sys.argv[1]), sys.argv[2]
+os.read(0, 1)                                   # wait for the exporter to attach
+with open("/proc/self/comm", "w") as f:
+    f.write(comm)
+for _ in range(n):
+    os.getppid()
+"""
 
-    def check(m):
-        d = m.value("syscalls_total", syscall="getppid") - before
-        return d >= N_GETPPID, f"syscalls_total{{syscall=getppid}} grew by {d}, expected >= {N_GETPPID}"
-    grown(exporter, check, "getppid count")
+
+def test_syscalls_getppid(exporter, exporters):
+    """A child that calls getppid exactly N times, counted by an exporter whose target_pid knob
+    is that child: syscalls_total{syscall=getppid} must grow by exactly N. With by_process on
+    too, the child's unique comm's series must be exactly N as well."""
+    comm = unique_comm("sc")
+    child = subprocess.Popen([sys.executable, "-c", GETPPID_CHILD, str(N_GETPPID), comm],
+                             stdin=subprocess.PIPE)
+    try:
+        mine = exporters({"syscalls": {"knobs": {"target_pid": child.pid, "by_process": True}}})
+        mine.wait_attached("syscalls")
+        wide0 = exporter.metrics().value_or_zero("syscalls_total", syscall="getppid")   # getppid is rare
+        child.stdin.write(b"g")
+        child.stdin.close()
+        assert child.wait(timeout=60) == 0
+    finally:
+        child.kill()
+        child.wait()
+
+    exactly(mine, lambda m: {
+        # Absolute values: the child has made no getppid call before (it is blocked in read()).
+        "syscalls_total": m.value_or_zero("syscalls_total", syscall="getppid"),
+        "by_process": m.value_or_zero("syscalls_by_process_total", comm=comm, syscall="getppid"),
+    }, {"syscalls_total": N_GETPPID, "by_process": N_GETPPID}, f"getppid of pid {child.pid} ({comm})")
+    # The default, unfiltered program counts every process's getppid: machine-wide, so other
+    # processes may add to it and only a lower bound is knowable.
+    grown(exporter, lambda m: (m.value("syscalls_total", syscall="getppid") - wide0 >= N_GETPPID,
+                               m.value("syscalls_total", syscall="getppid") - wide0), "machine-wide getppid")
 
 
 @pytest.fixture
-def direct_io_file():
-    # Not /tmp-style tmpfs: the file must live on the root block device.
-    d = tempfile.mkdtemp(prefix="bpfleet-it-io-", dir="/var/tmp")
-    path = os.path.join(d, "data")
-    try:
-        yield path
-    finally:
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
-        os.rmdir(d)
+def loop_disk(tmp_path):
+    with LoopDevice(tmp_path / "disk.img", 2 * IO_BYTES) as loop:
+        yield loop
 
 
-def test_block_io_direct(exporter, direct_io_file):
-    disk = disk_of(os.path.dirname(direct_io_file))
+def test_block_io_direct(exporter, loop_disk):
+    """O_DIRECT writes then reads on a loop device of our own: the (disk, op) series has no other
+    source, and each call is one request, so bytes and request counts are exact."""
+    disk, calls = loop_disk.name, IO_BYTES // IO_CHUNK
+    # One call is one request only if the queue never splits it: not above max_sectors_kb, and
+    # few enough (page-sized, at worst) segments.
+    assert loop_disk.queue_limit("max_sectors_kb") << 10 >= IO_CHUNK
+    assert loop_disk.queue_limit("max_segments") * mmap.PAGESIZE >= IO_CHUNK
     buf = mmap.mmap(-1, IO_CHUNK)       # page-aligned, as O_DIRECT needs
     buf.write(os.urandom(IO_CHUNK))
-    calls = IO_BYTES // IO_CHUNK
-    m0 = exporter.metrics()
-    b0 = {op: m0.value("bio_bytes_total", disk=disk, op=op) for op in ("read", "write")}
-    c0 = {op: m0.value("bio_latency_seconds_count", disk=disk, op=op) for op in ("read", "write")}
+    ops = [(s, op) for s in ("bio_bytes_total", "bio_latency_seconds_count") for op in ("read", "write")]
+    m0 = exporter.metrics()   # a loop device may have been used (and counted) before ours
+    base = {(s, op): m0.value_or_zero(s, disk=disk, op=op) for s, op in ops}
 
-    fd = os.open(direct_io_file, os.O_CREAT | os.O_WRONLY | os.O_DIRECT, 0o600)
+    # One descriptor for all of it, closed only after counting: where udev runs, closing a disk
+    # opened for writing makes it probe (read) the disk.
+    fd = os.open(loop_disk.dev, os.O_RDWR | os.O_DIRECT)
     try:
         for i in range(calls):
             assert os.pwrite(fd, buf, i * IO_CHUNK) == IO_CHUNK
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    fd = os.open(direct_io_file, os.O_RDONLY | os.O_DIRECT)
-    try:
         for i in range(calls):
             assert os.preadv(fd, [buf], i * IO_CHUNK) == IO_CHUNK
+        want = {"bio_bytes_total:read": IO_BYTES, "bio_bytes_total:write": IO_BYTES,
+                "bio_latency_seconds_count:read": calls, "bio_latency_seconds_count:write": calls}
+        exactly(exporter, lambda m: {f"{s}:{op}": m.value_or_zero(s, disk=disk, op=op) - base[s, op]
+                                     for s, op in ops}, want, f"block I/O on {disk}")
+        m = exporter.metrics()
     finally:
         os.close(fd)
-
-    def check(m):
-        msgs, ok = [], True
-        for op in ("read", "write"):
-            db = m.value("bio_bytes_total", disk=disk, op=op) - b0[op]
-            dc = m.value("bio_latency_seconds_count", disk=disk, op=op) - c0[op]
-            # Each synchronous O_DIRECT call is at least one request of its own.
-            ok &= db >= IO_BYTES and dc >= calls
-            msgs.append(f"{op}: bytes +{db} (want >= {IO_BYTES}), requests +{dc} (want >= {calls})")
-        return ok, f"disk {disk}: " + "; ".join(msgs)
-    m = grown(exporter, check, "block I/O counters")
     # The histogram is consistent: +Inf bucket == count, buckets cumulative.
     for op in ("read", "write"):
         buckets = m.find("bio_latency_seconds_bucket", disk=disk, op=op)
@@ -133,16 +172,17 @@ def test_block_io_direct(exporter, direct_io_file):
         assert inf == m.value("bio_latency_seconds_count", disk=disk, op=op)
 
 
+TRANSITIONS = (("CLOSE", "SYN_SENT"), ("SYN_SENT", "ESTABLISHED"), ("SYN_RECV", "ESTABLISHED"))
+
+
 def test_tcp_loopback(exporter):
-    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    srv.bind(("127.0.0.1", 0))
+    """M connections to a port nobody else uses: its active and passive series grow by exactly M."""
+    srv = listen_on_private_port()
     srv.listen(M_CONNECTS + 5)
     port = srv.getsockname()[1]
     m0 = exporter.metrics()
-    trans = {k: m0.value("tcp_state_transitions_total", old_state=k[0], new_state=k[1])
-             for k in (("CLOSE", "SYN_SENT"), ("SYN_SENT", "ESTABLISHED"), ("SYN_RECV", "ESTABLISHED"))}
-    act0 = m0.value("tcp_connections_total", port=port, direction="active")
-    pas0 = m0.value("tcp_connections_total", port=port, direction="passive")
+    trans = {k: m0.value("tcp_state_transitions_total", old_state=k[0], new_state=k[1]) for k in TRANSITIONS}
+    conns0 = {d: m0.value_or_zero("tcp_connections_total", port=port, direction=d) for d in ("active", "passive")}
     try:
         for _ in range(M_CONNECTS):
             c = socket.create_connection(("127.0.0.1", port), timeout=5)
@@ -152,29 +192,37 @@ def test_tcp_loopback(exporter):
     finally:
         srv.close()
 
+    exactly(exporter, lambda m: {d: m.value_or_zero("tcp_connections_total", port=port, direction=d) - v
+                                 for d, v in conns0.items()},
+            {"active": M_CONNECTS, "passive": M_CONNECTS}, f"tcp_connections_total of port {port}")
+
+    # State transitions carry no port label: every TCP socket on the machine feeds them, so only
+    # a lower bound is knowable.
     def check(m):
-        act = m.value("tcp_connections_total", port=port, direction="active") - act0
-        pas = m.value("tcp_connections_total", port=port, direction="passive") - pas0
         dt = {k: m.value("tcp_state_transitions_total", old_state=k[0], new_state=k[1]) - v
               for k, v in trans.items()}
-        ok = act >= M_CONNECTS and pas >= M_CONNECTS and all(d >= M_CONNECTS for d in dt.values())
-        return ok, f"port {port}: active +{act}, passive +{pas}, transitions {dt} (want >= {M_CONNECTS} each)"
-    grown(exporter, check, "tcp counters")
+        return all(d >= M_CONNECTS for d in dt.values()), f"transitions {dt} (want >= {M_CONNECTS} each)"
+    grown(exporter, check, "tcp state transitions")
 
 
-def test_exec_true(exporter):
+def test_exec_unique_command(exporter, tmp_path):
+    """K execs of a copy of /bin/true under a name nothing else has: exec_total{comm} is exactly K."""
+    comm = unique_comm("ex")
+    prog = tmp_path / comm
+    shutil.copy2("/bin/true", prog)
     m0 = exporter.metrics()
-    e0 = m0.value("exec_total", comm="true")
-    r0 = m0.value("bpfleet_ringbuf_events_total", program="exec", map="events")
     assert m0.has("bpfleet_ringbuf_events_total", program="exec", map="events")
+    r0 = m0.value("bpfleet_ringbuf_events_total", program="exec", map="events")
+    assert not m0.has("exec_total", comm=comm)
     for _ in range(K_EXECS):
-        subprocess.run(["/bin/true"], check=True)
+        subprocess.run([str(prog)], check=True)
 
-    def check(m):
-        de = m.value("exec_total", comm="true") - e0
-        dr = m.value("bpfleet_ringbuf_events_total", program="exec", map="events") - r0
-        return de >= K_EXECS and dr >= K_EXECS, f"exec_total{{comm=true}} +{de}, ring events +{dr} (want >= {K_EXECS})"
-    m = grown(exporter, check, "exec counters")
+    exactly(exporter, lambda m: {"exec_total": m.value_or_zero("exec_total", comm=comm)},
+            {"exec_total": K_EXECS}, f"exec_total{{comm={comm}}}")
+    # Ring buffer events are counted per program, not per command: every exec on the machine
+    # adds one, so only a lower bound is knowable.
+    m = grown(exporter, lambda m: (m.value("bpfleet_ringbuf_events_total", program="exec", map="events")
+                                   - r0 >= K_EXECS, "ring events"), "exec ring events")
     assert m.value("bpfleet_ringbuf_drops_total", program="exec", map="events") == 0
 
 
@@ -182,7 +230,8 @@ def test_runqlat_grows(exporter):
     m0 = exporter.metrics()
     c0 = m0.value("runq_latency_seconds_count")
     s0 = m0.value("runq_latency_seconds_sum")
-    # Every wake-up from a sleep puts this thread on a run queue and then on a CPU: one sample each.
+    # Every wake-up from a sleep puts this thread on a run queue and then on a CPU: one sample
+    # each. The histogram has no labels (every task on every CPU feeds it): a lower bound only.
     for _ in range(N_SLEEPS):
         time.sleep(0.0005)
 
@@ -196,8 +245,25 @@ def test_runqlat_grows(exporter):
     assert m.value("runq_latency_seconds_bucket", le="+Inf") == m.value("runq_latency_seconds_count")
 
 
-def test_oomkill_global_exported(exporter):
-    m = exporter.metrics()
-    assert m.has("oom_kills_total")
-    assert m.value("oom_kills_total") >= 0
-    assert not math.isnan(m.value("oom_kills_total"))
+def test_oom_kills_counted_once(exporter):
+    """K real OOM kills in a private memory cgroup. oom_kills_total is one machine-wide counter,
+    so it is exact only in a window where the kernel's own machine-wide count (/proc/vmstat
+    oom_kill, read before the first scrape and after the last) grew by our K alone; other tests
+    on this machine OOM-kill too, so try a few windows until one is quiet."""
+    for _ in range(OOM_WINDOWS):
+        v0 = vmstat_oom_kills()
+        b0 = exporter.metrics().value("oom_kills_total")
+        with MemoryCgroup(OOM_LIMIT) as cg:
+            for _ in range(K_OOMS):
+                r = cg.run(sys.executable, "-c", OOM_CHILD)
+                assert r.returncode == -signal.SIGKILL, (r.returncode, r.stderr)
+            assert cg.oom_kills() == K_OOMS, f"the kernel counted {cg.oom_kills()} OOM kills in {cg.path}"
+        m = grown(exporter, lambda m: (m.value("oom_kills_total") - b0 >= K_OOMS, m.value("oom_kills_total") - b0),
+                  "oom_kills_total")
+        grew = m.value("oom_kills_total") - b0
+        others = vmstat_oom_kills() - v0 - K_OOMS
+        if others == 0:
+            assert grew == K_OOMS, f"oom_kills_total grew by {grew}, the kernel killed {K_OOMS}"
+            return
+        assert grew >= K_OOMS
+    pytest.fail(f"no window of {OOM_WINDOWS} without somebody else's OOM kill: cannot count exactly")
