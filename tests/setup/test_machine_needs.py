@@ -25,6 +25,7 @@ BIN_DIRS = ("/usr/sbin", "/usr/bin", "/sbin", "/bin")
 NOT_DEBIAN = {
     "ansible": "pip: ansible-core comes with the project's venv (pyproject.toml)",
     "/nonexistent/lab-tool": "tests/lab: the missing-tool error itself",
+    "udevadm": "optional: used only where udev runs, to let it probe a new loop device",
 }
 ROWS = debian_packages.load()
 
