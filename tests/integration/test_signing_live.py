@@ -96,6 +96,10 @@ def test_consistent_tamper_and_untrusted_key_are_refused_before_load(tmp_path, e
         assert "signature does not match" in status["error"], status["error"]
     assert new_digest[:12] in e.program("sig_tamper")["error"]
     assert e.metrics().value("bpfleet_program_attached", program="sig_tamper") == 0
+    # the rollout preflight applies the same policy from the exporter's config, before loading
+    v = run_bpfleet("programs", "verify", "--registry", str(registry), "--json", "sig_tamper@1.0.0",
+                    "--exporter-config", str(e.config_path))
+    assert v.returncode == 1 and "signature does not match" in json.loads(v.stdout)["error"], v.stdout
     loaded = loaded_program_names()
     assert "sig_good_prog" in loaded
     assert not loaded & {"sig_tamper_evil", "sig_tamper_prog", "sig_other_prog"}, loaded
