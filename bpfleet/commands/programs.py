@@ -65,6 +65,9 @@ def add_parser(sub, registry_arg) -> None:
                    help="knob value (integer or true/false); repeatable")
     v.add_argument("--trusted-key", action="append", default=[], type=Path, metavar="PUBKEY",
                    help="refuse the artifact unless signed by this ed25519 public key")
+    v.add_argument("--exporter-config", metavar="FILE", help="also refuse what an exporter with this "
+                   "config would refuse for its signature (its trusted_keys); the rollout preflight "
+                   "passes the host's own config")
     v.add_argument("--variant", metavar="NAME", help="try this attach variant first "
                    "(docs/manifest.md#variants); the report says which one would run")
     v.add_argument("--btf", metavar="FILE", help="external BTF file for CO-RE on a kernel "
@@ -190,6 +193,10 @@ def run_verify(args) -> int:
             if (why := btf_file_error(args.btf)) is not None:
                 raise ValueError(f"--btf {args.btf}: not a BTF file: {why}")
         artifact = reg.resolve(Path(args.registry), name, version or "latest", args.trusted_key)
+        if args.exporter_config:    # the host's own policy, whatever the caller trusts
+            from exporter.config import load as load_config
+            host_keys = [Path(k) for k in load_config(args.exporter_config).trusted_keys]
+            artifact = reg.resolve(Path(args.registry), artifact.name, artifact.version, host_keys or None)
         result["program"], result["digest"] = artifact.ref, artifact.digest
         _plan, result["variant"], verdicts = verify_program(artifact, knobs, "--knob", args.variant,
                                                             args.btf)
