@@ -46,7 +46,8 @@ def test_external_btf_file_loads_co_re_programs(exporters, no_kernel_btf, btf_co
     assert "no BTF of its own" in v["fentry"]["reason"], v
     for _ in range(100):
         os.getppid()
-    deadline_poll(lambda: e.metrics().value("syscalls_total", syscall="getppid") >= 100, 10,
+    # The series appears with the first getppid counted: absent means "not yet" while waiting.
+    deadline_poll(lambda: e.metrics().value_or_zero("syscalls_total", syscall="getppid") >= 100, 10,
                   what="syscalls counted")
     # tp_btf and fentry attach by the kernel's own BTF ids: no external file can stand in.
     bio = _failed(e, "biolatency")

@@ -68,7 +68,9 @@ class Scraper:
     def _run(self):
         while not self._stop.is_set():
             try:
-                self.values.append((time.monotonic(), getppid_count(self.exporter.metrics())))
+                # Absent until the workload's first call is counted; a series that vanishes
+                # later reads 0, a drop that assert_monotonic reports.
+                self.values.append((time.monotonic(), getppid_count(self.exporter.metrics(), before=True)))
             except Exception as e:  # noqa: BLE001 - reported by the test
                 self.errors.append(repr(e))
             self._stop.wait(0.01)
@@ -85,7 +87,11 @@ class Scraper:
         return sum(1 for ts, _ in self.values if ts > t)
 
 
-def getppid_count(m: Metrics) -> float:
+def getppid_count(m: Metrics, before: bool = False) -> float:
+    """syscalls_total{syscall="getppid"}: it must be there, except in a reading taken `before`
+    any getppid call could be counted (the series appears with the first one)."""
+    if before:
+        return m.value_or_zero("syscalls_total", syscall="getppid")
     return m.value("syscalls_total", syscall="getppid")
 
 
@@ -114,7 +120,7 @@ def test_upgrade_under_load(exporters, upgrade_registry, record_property):
     prog_before = held_by_name(e, "prog", "sys_enter")
     assert len(map_before) == 1 and len(prog_before) == 1
     with Workload() as w, Scraper(e) as sc:
-        s0 = getppid_count(e.metrics())
+        s0 = getppid_count(e.metrics(), before=True)
         n0 = w.calls
         deadline_poll(lambda: len(sc.values) >= 3 and w.calls > n0, 10, what="workload and scrapes running")
         code, body = e.admin("PUT", "/programs/syscalls", {"version": "1.1.0"})
@@ -157,7 +163,7 @@ def test_failed_upgrade_keeps_running(exporters, upgrade_registry):
     digest = artifact_digest(upgrade_registry, "syscalls", "1.1.0")
     prog_before = held_by_name(e, "prog", "sys_enter")
     with Workload() as w, Scraper(e) as sc:
-        s0 = getppid_count(e.metrics())
+        s0 = getppid_count(e.metrics(), before=True)
         n0 = w.calls
         code, body = e.admin("PUT", "/programs/syscalls", {"version": "1.2.0"})
         failed_at = time.monotonic()
@@ -250,7 +256,7 @@ def test_sighup_reload_applies_edited_config(exporters, upgrade_registry):
         comm = f.read().rstrip("\n")
     m0 = e.metrics()
     assert not m0.has("syscalls_by_process_total"), "by_process is off"
-    s0 = getppid_count(m0)
+    s0 = getppid_count(m0, before=True)
 
     e.write_config({"syscalls": {"version": "1.0.0", "knobs": {"by_process": True}}})
     e.sighup()
@@ -263,7 +269,8 @@ def test_sighup_reload_applies_edited_config(exporters, upgrade_registry):
 
     def by_process():
         m = e.metrics()
-        return m if m.value("syscalls_by_process_total", comm=comm, syscall="getppid") >= 500 else None
+        # by_process is new with the reload: absent means "not counted yet"
+        return m if m.value_or_zero("syscalls_by_process_total", comm=comm, syscall="getppid") >= 500 else None
     m = deadline_poll(by_process, 10, what=f"syscalls_by_process_total{{comm={comm!r}}}")
     assert getppid_count(m) >= s0 + 500, "syscalls_total carried over the reload"
 
@@ -300,7 +307,8 @@ def exact_run(e, tmp_path, during=None) -> tuple[int, float]:
         knobs = {"target_pid": child.pid}
         code, body = e.admin("PUT", "/programs/syscalls", {"version": "1.0.0", "knobs": knobs})
         assert code == 200, body
-        assert getppid_count(e.metrics()) == 0, "only the child's syscalls are counted, and it made none yet"
+        assert getppid_count(e.metrics(), before=True) == 0, \
+            "only the child's syscalls are counted, and it made none yet"
         child.stdin.write("go\n")
         child.stdin.flush()
         time.sleep(0.05)  # let it get going before the swap
