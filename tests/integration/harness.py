@@ -705,12 +705,3 @@ class Exporter:
         except AssertionError:
             raise AssertionError(f"{json.dumps(self.status(), indent=2)}\n{self.stderr_tail()}")
 
-
-def disk_of(path: str) -> str:
-    """Name of the whole disk holding `path` (vda for /dev/vda1 or /dev/vda)."""
-    dev = os.stat(path).st_dev
-    sysdir = Path(os.path.realpath(f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}"))
-    if (sysdir / "partition").exists():
-        sysdir = sysdir.parent
-    return sysdir.name
-
