@@ -2,8 +2,10 @@
 (POST /v1/metrics, /v1/logs with protobuf bodies), decoding the requests with
 opentelemetry-proto, plus helpers that flatten requests into comparable Python values.
 
-`delay` makes every export answer that many seconds late (a slow collector); `stop()` and
-`start()` again on the same port make it go away and come back.
+`delay` makes every export answer that many seconds late (a slow collector); `hold()` keeps
+every export inside the receiver until `release()` (gRPC: `client_waiting()` says whether the
+exporter is still waiting on one); `stop()` and `start()` again on the same port make it go away
+and come back.
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ class Receiver:
         self.logs: list[Received] = []
         self.delay = 0.0
         self._lock = threading.Lock()
+        self._holding, self._released, self._held_alive = False, threading.Event(), []
         self._server = None
         self._thread = None
 
@@ -51,6 +54,7 @@ class Receiver:
         return self
 
     def stop(self) -> None:
+        self.release()
         if self._server is None:
             return
         if self.protocol == "grpc":
@@ -61,7 +65,26 @@ class Receiver:
             self._thread.join(5)
         self._server = None
 
-    def _record(self, kind: str, request, headers: dict) -> None:
+    def hold(self) -> None:
+        self._released.clear()
+        self._holding = True
+
+    def release(self) -> None:
+        self._holding = False
+        self._released.set()
+
+    def client_waiting(self) -> bool:
+        """Is an exporter waiting on an export the receiver holds (its client has not given up)?"""
+        with self._lock:
+            return any(alive() for alive in self._held_alive)
+
+    def _record(self, kind: str, request, headers: dict, alive=lambda: True) -> None:
+        if self._holding:
+            with self._lock:
+                self._held_alive.append(alive)
+            self._released.wait(120)
+            with self._lock:
+                self._held_alive.remove(alive)
         if self.delay:
             time.sleep(self.delay)
         with self._lock:
@@ -72,12 +95,14 @@ class Receiver:
 
         class Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
             def Export(self, request, context):
-                receiver._record("metrics", request, dict(context.invocation_metadata()))
+                receiver._record("metrics", request, dict(context.invocation_metadata()),
+                                 context.is_active)
                 return metrics_service_pb2.ExportMetricsServiceResponse()
 
         class Logs(logs_service_pb2_grpc.LogsServiceServicer):
             def Export(self, request, context):
-                receiver._record("logs", request, dict(context.invocation_metadata()))
+                receiver._record("logs", request, dict(context.invocation_metadata()),
+                                 context.is_active)
                 return logs_service_pb2.ExportLogsServiceResponse()
 
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
