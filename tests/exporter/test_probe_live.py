@@ -48,12 +48,15 @@ def _libc() -> str:
         return next(l.split()[-1] for l in f if "/libc.so" in l or "/libc-" in l)
 
 
+LIBC = _libc()
+
+
 # SEC() -> what the program returns (the verifier checks the range per type).
 SECTIONS = {
     "tracepoint/sched/sched_switch": 0, "raw_tp/sched_switch": 0, "tp_btf/sched_switch": 0,
     "fentry/tcp_set_state": 0, "fexit/tcp_set_state": 0,
     "kprobe/tcp_set_state": 0, "kretprobe/tcp_set_state": 0, "lsm/file_open": 0,
-    f"uprobe/{_libc()}:getpid": 0, "perf_event": 0, "xdp": 2, "cgroup_skb/ingress": 1,
+    f"uprobe/{LIBC}:getpid": 0, "perf_event": 0, "xdp": 2, "cgroup_skb/ingress": 1,
 }
 # bpfleet attaches no perf_event programs (they need a perf_event_open fd, which exporter/libbpf
 # does not make): for them the kernel's answer is the load alone.
@@ -86,7 +89,7 @@ def cgroup():
     d.rmdir()
 
 
-@pytest.mark.parametrize("section", SECTIONS)
+@pytest.mark.parametrize("section", SECTIONS, ids=[s.replace(LIBC, "libc") for s in SECTIONS])
 def test_probe_verdict_is_the_kernels(section, tmp_path, cgroup):
     (tmp_path / "minimal.bpf.c").write_text(SOURCE % (section, SECTIONS[section]))
     obj = tmp_path / "minimal.bpf.o"
