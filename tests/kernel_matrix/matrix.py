@@ -1,7 +1,10 @@
 """The kernel matrix as data, and docs/kernel-matrix.md rendered from it. Pure: one exporter
-run's /status and two scrapes (before and after tests/kernel_matrix/workload.py) in, rows out.
+run's /status and two scrapes (before and after tests/kernel_matrix/workload.py) in, rows out;
+only write_page touches a file, and only when the whole matrix passed.
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 from dataclasses import dataclass, field
 
@@ -101,6 +104,28 @@ def variant_passes(status: dict) -> list[dict[str, str]]:
     loadable = {name: vs for name, vs in loadable.items() if len(vs) > 1}
     return [{name: vs[i] for name, vs in loadable.items() if i < len(vs)}
             for i in range(max(map(len, loadable.values()), default=0))]
+
+
+KERNELS = ("host", "vm", "vm-backports")   # the page's rows, in order
+
+
+def why_not_write(runs: dict, failed: list[str]) -> str | None:
+    """None when docs/kernel-matrix.md may be rewritten from `runs` (kernel -> KernelRun): every
+    kernel ran and no kernel-matrix test failed. Else why the committed page stays as it is: a
+    page with a row missing, or rows a failing test disowns, would replace a good one."""
+    missing = [k for k in KERNELS if k not in runs]
+    why = ([f"no {', '.join(missing)} run"] if missing else []) + \
+        ([f"{len(failed)} kernel-matrix test(s) failed: {', '.join(failed)}"] if failed else [])
+    return "; ".join(why) or None
+
+
+def write_page(doc: Path, runs: dict, failed: list[str]) -> str:
+    """Rewrite `doc` from `runs` if why_not_write allows it; -> the line for the test summary."""
+    why = why_not_write(runs, failed)
+    if why is not None:
+        return f"{doc.name} NOT rewritten (the committed page stays): {why}"
+    doc.write_text(render([runs[k] for k in KERNELS]))
+    return f"wrote {doc.name}"
 
 
 HEADER = """<!-- GENERATED FILE: written by the kernel-matrix test run (tests/kernel_matrix), never by hand.

@@ -93,3 +93,26 @@ def test_bcc_too_old_explains_only_bcc_compile_failures():
     assert out[0].note == ("bcc 0.26 is too old (the exporter: bcc could not compile, load or "
                            "attach it: Failed)")
     assert failed.state == "failed", "the input rows are not changed"
+
+
+def _run(kernel: str) -> matrix.KernelRun:
+    return matrix.KernelRun(kernel, "somewhere", matrix.rows(STATUS, BEFORE, AFTER), {}, {"total": 1.0})
+
+
+def test_page_is_rewritten_only_from_a_complete_passing_matrix(tmp_path):
+    doc = tmp_path / "kernel-matrix.md"
+    doc.write_text("the committed page\n")
+    runs = {"host": _run("6.18-host"), "vm": _run("6.1-vm"), "vm-backports": _run("6.12-vm")}
+    without_vm = {k: r for k, r in runs.items() if k != "vm-backports"}
+    said = matrix.write_page(doc, without_vm, [])
+    assert said == "kernel-matrix.md NOT rewritten (the committed page stays): no vm-backports run"
+    assert doc.read_text() == "the committed page\n"
+    said = matrix.write_page(doc, runs, ["test_every_program_loads_attaches_and_counts[vm]"])
+    assert said == ("kernel-matrix.md NOT rewritten (the committed page stays): 1 kernel-matrix "
+                    "test(s) failed: test_every_program_loads_attaches_and_counts[vm]")
+    assert doc.read_text() == "the committed page\n"
+    assert matrix.why_not_write({}, ["t[host]"]) == "no host, vm, vm-backports run; 1 kernel-matrix " \
+        "test(s) failed: t[host]"
+    assert matrix.write_page(doc, runs, []) == "wrote kernel-matrix.md"
+    page = doc.read_text()
+    assert page.index("## 6.18-host") < page.index("## 6.1-vm") < page.index("## 6.12-vm")
