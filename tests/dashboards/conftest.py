@@ -1,8 +1,9 @@
 """Fixtures for the dashboard tests.
 
 The pure generator tests need nothing but tests/bpfleet/synth_btf.py. The staleness tests build
-the built-in programs (clang, libbpf). The Prometheus test runs a real exporter through
-tests/integration/harness.py (root, clang, bpftool) and a real `prometheus` server.
+the built-in programs (clang, libbpf). The Prometheus tests run a real exporter — here through
+tests/integration/harness.py (root, clang, bpftool), in a lab VM through
+tests/mitigations/vmkit.py — and a real `prometheus` server; dashkit.py evaluates the queries.
 """
 from __future__ import annotations
 
@@ -13,8 +14,13 @@ from pathlib import Path
 import pytest
 
 TESTS = Path(__file__).resolve().parents[1]
-if str(TESTS / "bpfleet") not in sys.path:       # synth_btf.py
-    sys.path.insert(0, str(TESTS / "bpfleet"))
+for d in (TESTS / "bpfleet", TESTS / "mitigations"):      # synth_btf.py; vmkit.py
+    if str(d) not in sys.path:
+        sys.path.insert(0, str(d))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "vm: boots QEMU VMs of the lab (minutes on a fresh machine)")
 
 
 @pytest.fixture

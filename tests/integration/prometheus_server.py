@@ -19,7 +19,8 @@ PROMETHEUS_READY_TIMEOUT = 30.0
 class Prometheus:
     """A `prometheus` server with its own config, TSDB directory and port."""
 
-    def __init__(self, workdir: Path, targets: list[str], native_histograms: bool = False):
+    def __init__(self, workdir: Path, targets: list[str], native_histograms: bool = False,
+                 scrape_interval: str = SCRAPE_INTERVAL):
         self.flags = ["--enable-feature=native-histograms"] if native_histograms else []
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -28,9 +29,9 @@ class Prometheus:
         self.config = workdir / "prometheus.yml"
         self.config.write_text(
             "global:\n"
-            f"  scrape_interval: {SCRAPE_INTERVAL}\n"
-            f"  scrape_timeout: {SCRAPE_INTERVAL}\n"
-            f"  evaluation_interval: {SCRAPE_INTERVAL}\n"
+            f"  scrape_interval: {scrape_interval}\n"
+            f"  scrape_timeout: {scrape_interval}\n"
+            f"  evaluation_interval: {scrape_interval}\n"
             "scrape_configs:\n"
             f"  - job_name: {JOB}\n"
             "    static_configs:\n"
