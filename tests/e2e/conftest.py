@@ -1,20 +1,24 @@
-"""Fixtures for the rollout e2e tests: a lab of their own (4 netns hosts on this kernel and one
-Debian 6.1 VM), exporters installed by `bpfleet fleet install`, the sysprobe variants in a
-registry. The lab goes down at the end whatever happened, also when setting it up failed."""
+"""Fixtures for the rollout e2e tests. Each test module names its lab (`LAB = e2ekit.VM_LAB` or
+`NETNS_LAB`); the lab comes up once per module (booting is slow) and goes down at the end
+whatever happened, also when setting it up failed. Every test then starts from the same state,
+established by the `fleet` fixture before it runs (e2efleet.LabFleet.reset): no test depends on
+what an earlier one did or left behind, so they run alone, in any order, and one failure stays
+one failure. A module whose lab cannot come up (no VM boots) errors with the reason; the other
+module's lab is its own."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
 
 import pytest
 
-from e2ekit import CRASHES, PROGRAM, REPORT, bpfleet, build_variants, json_lines
+from e2efleet import LabFleet
+from e2ekit import PROGRAM, REPORT, build_variants, json_lines
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "e2e: rollouts against a real lab (netns hosts + a VM)")
+    config.addinivalue_line("markers", "e2e: rollouts against a real lab (netns hosts, a VM)")
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -24,60 +28,65 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(line)
 
 
-def _lab(*args: str, check: bool = True):
-    p = bpfleet("lab", *args)
-    if check and p.returncode != 0:
-        raise RuntimeError(f"bpfleet lab {' '.join(args)}: exit {p.returncode}\n{p.stdout}\n{p.stderr}")
-    return p
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test, for the `fleet` fixture to see a failure."""
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)
+
+
+@pytest.fixture(scope="session")
+def variants(tmp_path_factory):
+    """(registry, version -> digest): every sysprobe version, built once for all modules."""
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root (network namespaces, VMs, BPF)")
+    for tool in ("clang", "sshd"):
+        if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
+            pytest.fail(f"{tool} is missing: scripts/setup.sh installs it")
+    tmp = tmp_path_factory.mktemp("variants")
+    t = time.monotonic()
+    digests = build_variants(tmp / "registry", tmp / "src")
+    REPORT.append(f"{len(digests)} sysprobe builds: {time.monotonic() - t:.1f} s")
+    return str(tmp / "registry"), digests
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory):
-    """{lab, inventory, registry, journal, digests, hosts}: 5 hosts running sysprobe 1.0.0."""
-    if os.geteuid() != 0:
-        pytest.skip("the lab needs root (network namespaces, VMs, BPF)")
-    for tool in ("clang", "qemu-system-x86_64", "sshd"):
-        if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
-            pytest.fail(f"{tool} is missing: scripts/setup.sh installs it")
-    tmp = tmp_path_factory.mktemp("e2e")
-    registry, journal = tmp / "registry", tmp / "journal.db"
-    _lab("down")
+def lab_fleet(request, variants, tmp_path_factory):
+    """The module's lab (its `LAB`), exporters installed, every host on sysprobe 1.0.0."""
+    spec = request.module.LAB
+    if spec.vms and not shutil.which("qemu-system-x86_64"):
+        pytest.fail("qemu-system-x86_64 is missing: scripts/setup.sh installs it")
+    registry, digests = variants
+    fleet = LabFleet(spec, registry, digests, tmp_path_factory.mktemp(spec.env["BPFLEET_LAB_PREFIX"]))
     try:
-        t = time.monotonic()
-        digests = build_variants(registry, tmp / "src")
-        lab = json.loads(_lab("up", "5", "--vms", "1", "--json").stdout)
-        REPORT.append(f"lab up 5 --vms 1 + {len(digests)} sysprobe builds: {time.monotonic() - t:.1f} s")
-        inventory = lab["inventory"]
-        t = time.monotonic()
-        install = ["fleet", "install", "-i", inventory, "--registry", str(registry), "--journal",
-                   str(journal), "--program", f"{PROGRAM}@1.0.0", "--json",
-                   "--env", f"BPFLEET_FAULT_CRASH_ON_LOAD={PROGRAM}@{CRASHES}"]
-        p = bpfleet(*install)
-        assert p.returncode == 0, f"fleet install failed:\n{p.stdout}\n{p.stderr}"
-        rows = json.loads(p.stdout)
-        assert all(r["ok"] and r["exporter"] and r["programs"].get(PROGRAM) == "1.0.0" for r in rows), rows
-        REPORT.append(f"fleet install on 5 hosts (wheelhouse, venv, supervised exporter, "
-                      f"{PROGRAM}@1.0.0): {time.monotonic() - t:.1f} s")
-        yield {"lab": lab, "inventory": inventory, "registry": str(registry),
-               "journal": str(journal), "digests": digests, "install": install,
-               "hosts": {h["name"]: h for h in lab["hosts"]}}
+        fleet.up()
+        yield fleet
     finally:
-        t = time.monotonic()
-        _lab("down", check=False)
-        REPORT.append(f"lab down: {time.monotonic() - t:.1f} s")
+        fleet.down()
+
+
+@pytest.fixture
+def fleet(lab_fleet, request, tmp_path):
+    """The module's fleet, put back on sysprobe 1.0.0 everywhere, with a journal of this test's."""
+    lab_fleet.reset(str(tmp_path / "journal.db"))
+    yield lab_fleet
+    if any(getattr(request.node, f"rep_{w}", None) and getattr(request.node, f"rep_{w}").failed
+           for w in ("setup", "call")):
+        lab_fleet.dirty = True       # whatever it left, the next reset repairs all of it
 
 
 @pytest.fixture
 def rollout(fleet):
-    """`bpfleet rollout NAME@VERSION ... --json` on the e2e fleet -> (exit code, events, result)."""
+    """`bpfleet rollout NAME@VERSION ... --json` on the fleet -> (exit code, events, result)."""
     def run(version: str, *args: str):
         t = time.monotonic()
-        p = bpfleet("rollout", f"{PROGRAM}@{version}", "-i", fleet["inventory"], "--registry",
-                    fleet["registry"], "--journal", fleet["journal"], "--bake", "3", "--json", *args)
+        p = fleet.cli(*fleet.rollout_args(version, *args))
         events = json_lines(p.stdout)
         assert events and events[-1]["kind"] == "result", \
             f"exit {p.returncode}, no result line:\n{p.stdout[-4000:]}\n{p.stderr[-4000:]}"
-        REPORT.append(f"rollout {PROGRAM}@{version} {' '.join(args)}: {events[-1]['result']} in "
-                      f"{time.monotonic() - t:.1f} s (Ansible {events[-1]['ansible_seconds']:.1f} s)")
+        REPORT.append(f"{fleet.name}: rollout {PROGRAM}@{version} {' '.join(args)}: "
+                      f"{events[-1]['result']} in {time.monotonic() - t:.1f} s "
+                      f"(Ansible {events[-1]['ansible_seconds']:.1f} s)")
         return p.returncode, events[:-1], events[-1]
     return run

@@ -1,4 +1,5 @@
-"""Helpers for the rollout e2e tests: a lab of their own, the sysprobe variants, the CLI."""
+"""Helpers for the rollout e2e tests: their labs, the sysprobe variants, the CLI, what the
+fleet and the journal say."""
 from __future__ import annotations
 
 import json
@@ -8,18 +9,29 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 REPORT: list[str] = []
-# A lab of our own, beside a developer's (bpfleet) and the lab tests' (bpfltest).
-E2E_LAB = {
-    "BPFLEET_LAB_DIR": "/var/lib/bpfleet-lab-e2e",
-    "BPFLEET_LAB_PREFIX": "bpfle2e",
-    "BPFLEET_LAB_SUBNET": "10.213.210.0/24",
-    "BPFLEET_LAB_PORT_BASE": "42700",
-}
+
+
+@dataclass(frozen=True)
+class LabSpec:
+    """A lab of our own, beside a developer's (bpfleet) and the other tests' labs: its identity
+    (env) and its shape (`lab up HOSTS --vms VMS`)."""
+    env: dict
+    hosts: int
+    vms: int
+
+
+# 4 netns hosts on this kernel + one Debian 6.1 VM: two kernel builds, so a two-host canary.
+VM_LAB = LabSpec({"BPFLEET_LAB_DIR": "/var/lib/bpfleet-lab-e2e", "BPFLEET_LAB_PREFIX": "bpfle2e",
+                  "BPFLEET_LAB_SUBNET": "10.213.210.0/24", "BPFLEET_LAB_PORT_BASE": "42700"}, 5, 1)
+# 4 netns hosts and no VM: the rollout paths that must stay tested when no VM boots.
+NETNS_LAB = LabSpec({"BPFLEET_LAB_DIR": "/var/lib/bpfleet-lab-e2n", "BPFLEET_LAB_PREFIX": "bpfle2n",
+                     "BPFLEET_LAB_SUBNET": "10.213.190.0/24", "BPFLEET_LAB_PORT_BASE": "43700"}, 4, 0)
 PROGRAM = "sysprobe"
 # version -> variant (tests/e2e/programs/sysprobe/sysprobe.bpf.c explains them)
 VERSIONS = {
@@ -59,13 +71,10 @@ def build_variants(registry: Path, work: Path) -> dict[str, str]:
     return digests
 
 
-def env(**extra) -> dict:
-    return {**os.environ, **E2E_LAB, **extra}
-
-
-def bpfleet(*args: str, timeout: float = 900, **extra_env) -> subprocess.CompletedProcess:
+def bpfleet(*args: str, lab: LabSpec | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+    """`bpfleet ARGS` as a user runs it, against `lab` (its env) when given."""
     return subprocess.run([sys.executable, "-m", "bpfleet.cli", *args], capture_output=True,
-                          text=True, timeout=timeout, env=env(**extra_env), cwd=ROOT,
+                          text=True, timeout=timeout, env={**os.environ, **(lab.env if lab else {})}, cwd=ROOT,
                           stdin=subprocess.DEVNULL)
 
 
@@ -84,11 +93,12 @@ def result_of(p: subprocess.CompletedProcess) -> dict:
     return events[-1]
 
 
-def rollout_killed_after(args: list[str], kind: str, wave: int, timeout: float = 600) -> tuple[str, list[dict]]:
+def rollout_killed_after(args: list[str], kind: str, wave: int, lab: LabSpec,
+                         timeout: float = 600) -> tuple[str, list[dict]]:
     """Run `bpfleet rollout ... --json`, SIGKILL it (and the Ansible it started) right after
     the first `kind` event of `wave`. -> (rollout id, the events it printed)."""
     p = subprocess.Popen([sys.executable, "-m", "bpfleet.cli", *args], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, env=env(), cwd=ROOT,
+                         stderr=subprocess.PIPE, text=True, env={**os.environ, **lab.env}, cwd=ROOT,
                          stdin=subprocess.DEVNULL, start_new_session=True)
     events, deadline = [], time.monotonic() + timeout
     try:
@@ -115,16 +125,6 @@ def rollout_killed_after(args: list[str], kind: str, wave: int, timeout: float =
         p.stderr.close()
     assert p.returncode == -signal.SIGKILL, p.returncode
     return events[-1]["rollout"], events
-
-
-def fleet_status(inventory: str) -> dict[str, dict]:
-    p = bpfleet("status", "-i", inventory, "--json")
-    assert p.returncode in (0, 1), p.stderr
-    return {r["host"]: r for r in json.loads(p.stdout)}
-
-
-def versions(status: dict[str, dict]) -> dict[str, str | None]:
-    return {h: (r["programs"].get(PROGRAM) or {}).get("version") for h, r in status.items()}
 
 
 def kill_sshd(host: dict) -> list[int]:

@@ -1,7 +1,8 @@
 """Rollouts against a real lab: 4 netns hosts on this kernel and one Debian 6.1 VM (a second
 kernel build, so the canary is two hosts), exporters installed by `bpfleet fleet install`, every
-step through `bpfleet` as a subprocess, as a user or CI runs it. Runs in file order; each test
-starts from the versions the one before it left."""
+step through `bpfleet` as a subprocess, as a user or CI runs it. Every test starts with every
+host on sysprobe 1.0.0 and a journal of its own (conftest.py's `fleet`), so each runs alone and
+in any order. test_rollouts_netns.py covers the rollback and resume paths without the VM."""
 from __future__ import annotations
 
 import json
@@ -10,68 +11,54 @@ import urllib.request
 
 import pytest
 
-from e2ekit import (PROGRAM, REPORT, bpfleet, fleet_status, kill_sshd, result_of, rollout_killed_after,
-                    versions)
+from e2ekit import PROGRAM, REPORT, VM_LAB, kill_sshd, result_of, rollout_killed_after
 
 pytestmark = pytest.mark.e2e
+LAB = VM_LAB
 
 
 def kinds(events: list[dict], kind: str) -> list[dict]:
     return [e for e in events if e.get("kind") == kind]
 
 
-def history(fleet, rid: str) -> dict:
-    p = bpfleet("history", rid, "--journal", fleet["journal"], "--json")
-    assert p.returncode == 0, p.stderr
-    return json.loads(p.stdout)
-
-
-def all_on(fleet, version: str, but: tuple = ()) -> None:
-    status = fleet_status(fleet["inventory"])
-    want = {h: version for h in fleet["hosts"] if h not in but}
-    assert {h: v for h, v in versions(status).items() if h not in but} == want, status
-    for h in want:
-        assert status[h]["programs"][PROGRAM]["state"] == "attached", status[h]
-        assert status[h]["programs"][PROGRAM]["digest"] == fleet["digests"][version]
-
-
 def vm_and_netns(fleet) -> tuple[str, list[str]]:
-    (vm,) = [n for n, h in fleet["hosts"].items() if h["kind"] == "vm"]
-    return vm, sorted(n for n, h in fleet["hosts"].items() if h["kind"] == "netns")
+    (vm,) = [n for n, h in fleet.hosts.items() if h["kind"] == "vm"]
+    return vm, sorted(n for n, h in fleet.hosts.items() if h["kind"] == "netns")
 
 
 def test_plan_shows_builds_preflight_hosts_and_waves_and_changes_nothing(fleet):
-    p = bpfleet("plan", f"{PROGRAM}@1.1.0", "-i", fleet["inventory"], "--registry", fleet["registry"],
-                "--journal", fleet["journal"], "--json")
+    p = fleet.cli("plan", f"{PROGRAM}@1.1.0", "-i", fleet.inventory, "--registry", fleet.registry,
+                  "--journal", fleet.journal, "--json")
     assert p.returncode == 0, p.stderr
     plan = json.loads(p.stdout)
     vm, netns = vm_and_netns(fleet)
-    assert plan["digest"] == fleet["digests"]["1.1.0"]
+    assert plan["digest"] == fleet.digests["1.1.0"]
     builds = {b["kernel"].split()[0]: b for b in plan["kernel_builds"]}
     assert len(builds) == 2 and any(k.startswith("6.1.") for k in builds)
     assert {b["preflight_host"] for b in builds.values()} == {vm, netns[0]}
     assert plan["waves"][0]["kind"] == "canary" and sorted(plan["waves"][0]["hosts"]) == sorted([vm, netns[0]])
-    assert sorted(h for w in plan["waves"] for h in w["hosts"]) == sorted(fleet["hosts"])
-    assert {h["host"]: h["running"] for h in plan["hosts"]} == {h: "1.0.0" for h in fleet["hosts"]}
-    all_on(fleet, "1.0.0")
+    assert sorted(h for w in plan["waves"] for h in w["hosts"]) == sorted(fleet.hosts)
+    assert {h["host"]: h["running"] for h in plan["hosts"]} == {h: "1.0.0" for h in fleet.hosts}
+    fleet.all_on("1.0.0")
+    assert fleet.history() == [], "plan wrote to the journal"
 
 
 def test_fleet_install_is_idempotent_and_check_mode_changes_nothing(fleet):
-    before = fleet_status(fleet["inventory"])
+    before = fleet.status()
     t = time.monotonic()
-    p = bpfleet(*fleet["install"])
+    p = fleet.cli(*fleet.install)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     again = {r["host"]: r for r in json.loads(p.stdout)}
-    assert {h: r["changed"] for h, r in again.items()} == {h: [] for h in fleet["hosts"]}
-    REPORT.append(f"fleet install again (nothing to do): {time.monotonic() - t:.1f} s")
+    assert {h: r["changed"] for h, r in again.items()} == {h: [] for h in fleet.hosts}
+    REPORT.append(f"{fleet.name}: fleet install again (nothing to do): {time.monotonic() - t:.1f} s")
     # check mode with another exporter setting: every host says what would change, none changes
-    p = bpfleet(*fleet["install"], "--env", "BPFLEET_E2E_CHECK=1", "--check")
+    p = fleet.cli(*fleet.install, "--env", "BPFLEET_E2E_CHECK=1", "--check")
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     would = {r["host"]: r for r in json.loads(p.stdout)}
-    assert set(would) == set(fleet["hosts"]) and all(r["ok"] and r["changed"] for r in would.values()), would
-    after = fleet_status(fleet["inventory"])
+    assert set(would) == set(fleet.hosts) and all(r["ok"] and r["changed"] for r in would.values()), would
+    after = fleet.status()
     assert {h: r["pid"] for h, r in after.items()} == {h: r["pid"] for h, r in before.items()}
-    p = bpfleet(*fleet["install"])
+    p = fleet.cli(*fleet.install)
     assert all(r["changed"] == [] for r in json.loads(p.stdout)), "check mode left a change behind"
 
 
@@ -81,12 +68,13 @@ def test_good_version_reaches_every_host(fleet, rollout):
     vm, netns = vm_and_netns(fleet)
     first_upgrade = next(i for i, e in enumerate(events) if e["kind"] == "host_upgrading")
     assert {e["host"] for e in kinds(events[:first_upgrade], "preflight")} == {vm, netns[0]}
-    waves = history(fleet, res["rollout"])["rollout"]["waves"]
+    waves = fleet.history(res["rollout"])["rollout"]["waves"]
     assert waves[0]["kind"] == "canary" and sorted(waves[0]["hosts"]) == sorted([vm, netns[0]])
     assert all(g["result"] == "pass" for g in kinds(events, "gate"))
     assert len(kinds(events, "gate")) == len(waves)
     assert set(res["host_states"].values()) == {"upgraded"}
-    all_on(fleet, "1.1.0")
+    fleet.all_on("1.1.0")
+    fleet.journal_shows(("1.1.0", "succeeded"))
 
 
 def test_version_the_6_1_verifier_refuses_is_stopped_in_preflight(fleet, rollout):
@@ -99,7 +87,8 @@ def test_version_the_6_1_verifier_refuses_is_stopped_in_preflight(fleet, rollout
     assert {e["host"] for e in kinds(events, "preflight")} == {vm, netns[0]}
     assert not kinds(events, "host_upgrading"), "something was attached before every build passed preflight"
     assert "nothing changed" in res["detail"]
-    all_on(fleet, "1.1.0")
+    fleet.all_on("1.0.0")
+    fleet.journal_shows(("1.2.0", "failed"))
 
 
 def test_version_over_its_cost_budget_is_stopped_at_the_canary_and_rolled_back(fleet, rollout):
@@ -114,11 +103,12 @@ def test_version_over_its_cost_budget_is_stopped_at_the_canary_and_rolled_back(f
     rolled = [e["host"] for e in kinds(events, "host_rolling_back")]
     assert rolled == list(reversed(touched))                   # newest first
     assert sorted(e["host"] for e in kinds(events, "host_rolled_back")) == sorted(touched)
-    all_on(fleet, "1.1.0")
+    fleet.all_on("1.0.0")
+    fleet.journal_shows(("1.3.0", "rolled_back"))
 
 
 def test_version_that_crashes_the_exporter_is_stopped_at_the_canary_and_rolled_back(fleet, rollout):
-    before = fleet_status(fleet["inventory"])
+    before = fleet.status()
     code, events, res = rollout("1.4.0")
     assert (code, res["result"]) == (3, "rolled_back"), res
     vm, netns = vm_and_netns(fleet)
@@ -126,50 +116,48 @@ def test_version_that_crashes_the_exporter_is_stopped_at_the_canary_and_rolled_b
     assert failed and "stopped answering" in failed[0]["error"], failed
     touched = {e["host"] for e in kinds(events, "host_upgrading")}
     assert touched == {vm, netns[0]}
-    after = fleet_status(fleet["inventory"])
+    after = fleet.status()
     for h in touched:     # the process died and bpfleet-supervise started it again
         assert after[h]["pid"] != before[h]["pid"] and after[h]["restarts"] >= 1, after[h]
-    for h in set(fleet["hosts"]) - touched:
+    for h in set(fleet.hosts) - touched:
         assert after[h]["pid"] == before[h]["pid"], after[h]
-    all_on(fleet, "1.1.0")
-
-
-def _rollout_args(fleet, version: str) -> list[str]:
-    return ["rollout", f"{PROGRAM}@{version}", "-i", fleet["inventory"], "--registry", fleet["registry"],
-            "--journal", fleet["journal"], "--bake", "3", "--json"]
+    fleet.all_on("1.0.0")
+    fleet.journal_shows(("1.4.0", "rolled_back"))
 
 
 def test_orchestrator_killed_mid_rollout_resumes_to_completion(fleet):
     t = time.monotonic()
-    rid, events = rollout_killed_after(_rollout_args(fleet, "1.5.0"), "host_upgraded", 0)
-    assert history(fleet, rid)["rollout"]["state"] == "running"
+    rid, events = rollout_killed_after(fleet.rollout_args("1.5.0"), "host_upgraded", 0, LAB)
+    assert fleet.history(rid)["rollout"]["state"] == "running"
     killed = time.monotonic() - t
-    p = bpfleet("resume", rid, "--journal", fleet["journal"], "--json")
+    p = fleet.cli("resume", rid, "--journal", fleet.journal, "--json")
     res = result_of(p)
-    REPORT.append(f"rollout {PROGRAM}@1.5.0 SIGKILLed after {killed:.1f} s, resume: {res['result']} in "
+    REPORT.append(f"{fleet.name}: rollout {PROGRAM}@1.5.0 SIGKILLed after {killed:.1f} s, resume: {res['result']} in "
                   f"{time.monotonic() - t - killed:.1f} s")
     assert (p.returncode, res["result"]) == (0, "succeeded"), p.stdout[-3000:]
-    assert any(e["kind"] == "resumed" for e in history(fleet, rid)["events"])
-    all_on(fleet, "1.5.0")
+    assert any(e["kind"] == "resumed" for e in fleet.history(rid)["events"])
+    fleet.all_on("1.5.0")
+    fleet.journal_shows(("1.5.0", "succeeded"))
 
 
 def test_orchestrator_killed_mid_rollout_rolls_back_cleanly(fleet):
-    rid, events = rollout_killed_after(_rollout_args(fleet, "1.6.0"), "host_upgraded", 0)
+    rid, events = rollout_killed_after(fleet.rollout_args("1.6.0"), "host_upgraded", 0, LAB)
     touched = {e["host"] for e in kinds(events, "host_upgrading")}
-    assert touched and history(fleet, rid)["rollout"]["state"] == "running"
+    assert touched and fleet.history(rid)["rollout"]["state"] == "running"
     t = time.monotonic()
-    p = bpfleet("rollback", rid, "--journal", fleet["journal"], "--json")
+    p = fleet.cli("rollback", rid, "--journal", fleet.journal, "--json")
     res = result_of(p)
-    REPORT.append(f"rollout {PROGRAM}@1.6.0 SIGKILLed, rollback: {res['result']} in {time.monotonic() - t:.1f} s")
+    REPORT.append(f"{fleet.name}: rollout {PROGRAM}@1.6.0 SIGKILLed, rollback: {res['result']} in {time.monotonic() - t:.1f} s")
     assert (p.returncode, res["result"]) == (3, "rolled_back"), p.stdout[-3000:]
     assert {h for h, s in res["host_states"].items() if s == "rolled_back"} == touched
-    assert history(fleet, rid)["rollout"]["state"] == "rolled_back"
-    all_on(fleet, "1.5.0")
+    assert fleet.history(rid)["rollout"]["state"] == "rolled_back"
+    fleet.all_on("1.0.0")
+    fleet.journal_shows(("1.6.0", "rolled_back"))
 
 
 def test_unreachable_host_counts_against_the_failure_budget(fleet, rollout):
     vm, netns = vm_and_netns(fleet)
-    gone = fleet["hosts"][netns[-1]]
+    gone = fleet.hosts[netns[-1]]
     assert kill_sshd(gone), "no sshd found in the host's namespace"
     code, events, res = rollout("1.7.0")
     assert (code, res["result"]) == (1, "failed"), res
@@ -179,17 +167,10 @@ def test_unreachable_host_counts_against_the_failure_budget(fleet, rollout):
     code, events, res = rollout("1.7.0", "--max-failures", "1", "--steps", "100%")
     assert (code, res["result"]) == (0, "succeeded"), res
     assert res["host_states"][gone["name"]] == "failed"
-    all_on(fleet, "1.7.0", but=(gone["name"],))
+    fleet.all_on("1.7.0", but=(gone["name"],))
+    fleet.journal_shows(("1.7.0", "failed"), ("1.7.0", "succeeded"))
     # SSH is down, the host is not: its exporter still runs what it ran
     with urllib.request.urlopen(gone["exporter_url"] + "/status", timeout=10) as r:
         running = {p["name"]: p["version"] for p in json.load(r)["programs"]}
-    assert running[PROGRAM] == "1.5.0"
+    assert running[PROGRAM] == "1.0.0"
 
-
-def test_history_lists_every_rollout_with_its_result(fleet):
-    p = bpfleet("history", "--journal", fleet["journal"], "--json")
-    assert p.returncode == 0, p.stderr
-    seen = [(r["version"], r["state"]) for r in reversed(json.loads(p.stdout))]
-    assert seen == [("1.1.0", "succeeded"), ("1.2.0", "failed"), ("1.3.0", "rolled_back"),
-                    ("1.4.0", "rolled_back"), ("1.5.0", "succeeded"), ("1.6.0", "rolled_back"),
-                    ("1.7.0", "failed"), ("1.7.0", "succeeded")]
