@@ -25,7 +25,7 @@ CLONE=/root/bpfleet
 # Every kind of setup: the tool table, the walkthrough (registry, exporter, workload), a lab VM
 # (image built from scratch inside the root), one e2e rollout through real Ansible.
 SMOKE=(tests/setup tests/integration/test_walkthrough.py tests/lab/test_lab_vm.py
-       "tests/e2e/test_rollouts.py::test_good_version_reaches_every_host")
+       "tests/e2e/test_rollouts_netns.py::test_good_version_reaches_every_netns_host")
 
 say() { printf '\033[1m[fresh-check]\033[0m %s\n' "$*"; }
 die() { printf 'fresh-check: %s\n' "$*" >&2; exit 1; }
