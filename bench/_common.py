@@ -17,8 +17,8 @@ BPFFS = "/sys/fs/bpf"
 
 def build_into(registry: Path, src_dir: Path):
     """Compile `src_dir` into `registry` and return its Artifact; raise with the problems."""
-    from bpfleet import registry as reg
-    from bpfleet.build import build_dir
+    from core import registry as reg
+    from orchestrator.build import build_dir
     r = build_dir(src_dir, registry)
     if r.problems:
         raise SystemExit(f"build of {src_dir} failed:\n" + "\n".join(f"  {p}" for p in r.problems))

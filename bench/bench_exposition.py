@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from exporter.exposition import Family, le_label, render, render_labels  # noqa: E402
+from exporter.exposition.text import Family, le_label, render, render_labels  # noqa: E402
 
 
 def build_families(series: int) -> list[Family]:

@@ -1,6 +1,6 @@
 """How long replacing a mitigation's list takes (the admin API's PUT /mitigations/<name>/lists/<list>),
 by list size: xdp_denylist's deny_v4 LPM trie, loaded (not attached), written through the
-exporter's own code (exporter.mitigations.replace_list_map). Run as root from the repo root:
+exporter's own code (exporter.mitigations.manager.replace_list_map). Run as root from the repo root:
 
     .venv/bin/python bench/bench_mitigation_lists.py [--sizes 100,1000,10000]
 
@@ -29,9 +29,9 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="100,1000,10000")
     args = ap.parse_args()
-    from bpfleet import manifest
+    from core import manifest
     from exporter.libbpf import BpfObject
-    from exporter.mitigations import replace_list_map
+    from exporter.mitigations.manager import replace_list_map
     print(machine())
     with Workspace() as ws:
         art = build_into(ws.registry, BUILTIN_PROGRAMS / "xdp_denylist")

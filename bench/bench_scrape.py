@@ -9,7 +9,7 @@ Run as root from the repo root:
 
 Builds bench/programs/benchmap (a BPF_MAP_TYPE_HASH keyed by {char comm[16]; u32 pid},
 value u64, one counter metric labelled comm and pid) into a temp registry, loads it with
-exporter.loader.load_program, fills the map from user space with bpf_map_update_batch, and
+exporter.load.co_re.load_program, fills the map from user space with bpf_map_update_batch, and
 times what the exporter does on every scrape: LoadedProgram.collect() then
 exposition.render(). Paths:
 
@@ -40,9 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import BENCH_PROGRAMS, Workspace, best_median, build_into, machine  # noqa: E402
 from exporter import libbpf  # noqa: E402
-from exporter.exposition import render  # noqa: E402
+from exporter.exposition.text import render  # noqa: E402
 from exporter.libbpf import ffi  # noqa: E402
-from exporter.loader import load_program  # noqa: E402
+from exporter.load.co_re import load_program  # noqa: E402
 
 MAP = "bench_counts"
 KEY = struct.Struct("<16sI")
@@ -151,7 +151,7 @@ def main() -> None:
     ap.add_argument("--naive-runs", type=int, default=3, help="runs of the naive path (0 skips it)")
     ap.add_argument("--max-series", type=int, default=None,
                     help="series limit of the metric (default: the bench manifest's 200000, i.e. no "
-                         "folding); lower it to time the overflow folding (exporter/limits.py)")
+                         "folding); lower it to time the overflow folding (core/limits.py)")
     ap.add_argument("--profile", choices=["cold", "warm", "naive"],
                     help="instead of the table, cProfile that path at the largest size")
     args = ap.parse_args()

@@ -18,7 +18,7 @@ def parser() -> argparse.ArgumentParser:
     from bpfleet.commands import top
     from bpfleet.commands import lab
     from bpfleet.commands import fleet, mitigate
-    from exporter import main as exporter_main
+    from bpfleet.commands import exporter as exporter_main
 
     p = argparse.ArgumentParser(
         prog="bpfleet",

@@ -5,7 +5,7 @@
     PUT    /programs/<name>                 {"version": "1.2.0", "knobs": {...}, "digest": "..."}
                                             load it, or upgrade what runs (new before old goes)
     DELETE /programs/<name>                 unload
-    ...    /mitigations...                  see exporter/mitigation_admin.py
+    ...    /mitigations...                  see exporter/mitigations/admin.py
 
 Replies are JSON: {"ok": true, ...} or {"ok": false, "error": "..."} with a 4xx/5xx code.
 Access control is the socket file's mode (0600, owned by root).
@@ -19,8 +19,8 @@ import re
 import socketserver
 from http.server import BaseHTTPRequestHandler
 
-from bpfleet.manifest import NAME_RE
-from exporter import mitigation_admin
+from core.manifest import NAME_RE
+from exporter.mitigations import admin as mitigation_admin
 from exporter.config import VERSION_RE, ProgramConfig
 
 log = logging.getLogger("bpfleet.admin")

@@ -1,7 +1,7 @@
 """The circuit breaker: measures every running program's kernel cost and acts on budget breaches.
 
 A thread reads bpf_stats (run time and run count per BPF program; no map is read) every
-`[breaker] interval_seconds`; exporter/budget.py judges each window against the program's
+`[breaker] interval_seconds`; core/budget.py judges each window against the program's
 budget (manifest [budget], overridden per host by `[programs.<name>] budget`). On a breach
 (`windows` consecutive over-budget windows):
 
@@ -27,8 +27,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, field, replace
 
-from exporter import budget as budget_mod
-from exporter.exposition import Family, render_labels
+from core import budget as budget_mod
+from exporter.exposition.text import Family, render_labels
 
 log = logging.getLogger("bpfleet.breaker")
 HISTORY = 20

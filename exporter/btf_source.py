@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bpfleet.problems import Problem, ProblemsError
+from core.problems import Problem, ProblemsError
 
 # Test hook (like BPFLEET_FAULT_CRASH_ON_LOAD): where the kernel's own BTF is looked for, so the
 # tests can play a kernel without BTF on one that has it. Production never sets it.
@@ -46,7 +46,7 @@ def resolve(cfg: BtfConfig, config_source: str, release: str | None = None) -> s
     kernel's own. Raises ProblemsError (naming the config field) when the host needs one and
     has none, or the named file is missing or not BTF. A file named for this release wins over
     the kernel's own BTF (the config said so)."""
-    from exporter.libbpf.probe import btf_file_error
+    from exporter.libbpf.features import btf_file_error
     release = release or os.uname().release
     path, where = configured_file(cfg, release)
     if path is None or (where == "btf.dir" and not os.path.exists(path) and kernel_has_btf()):

@@ -11,11 +11,11 @@ from __future__ import annotations
 import struct
 from dataclasses import replace
 
-from bpfleet.decoders import DECODERS
-from bpfleet.schema import LabelPlan, MetricPlan, Scalar
-from exporter.exposition import Family, HistogramSeries, escape_label_value, parse_labels
+from core.decoders import DECODERS
+from core.binding import LabelPlan, MetricPlan, Scalar
+from exporter.exposition.text import Family, HistogramSeries, escape_label_value, parse_labels
 from exporter.histograms import prometheus_series, why_not_exponential
-from exporter.limits import SeriesLimit, effective_max_series
+from core.limits import SeriesLimit, effective_max_series
 
 LABEL_CACHE_LIMIT = 200_000
 _CODES = {(1, False): "B", (1, True): "b", (2, False): "H", (2, True): "h",
@@ -135,7 +135,7 @@ class MetricCollector:
         self.set_max_series(effective_max_series(plan))
 
     def set_max_series(self, n: int) -> None:
-        """Series limit (exporter/limits.py). Kept in the plan too, so that collectors built
+        """Series limit (core/limits.py). Kept in the plan too, so that collectors built
         from this one's plan (the OTLP export's) get the same limit."""
         if n != effective_max_series(self.plan):
             self.plan = replace(self.plan, max_series=n)

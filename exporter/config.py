@@ -7,9 +7,9 @@ from pathlib import Path
 
 import tomli
 
-from bpfleet import manifest as manifest_mod
-from bpfleet.manifest import SEMVER_RE
-from bpfleet.problems import Problem, ProblemsError
+from core import manifest as manifest_mod
+from core.manifest import SEMVER_RE
+from core.problems import Problem, ProblemsError
 from exporter.btf_source import BtfConfig
 
 BUILTIN_PROGRAMS_DIR = Path(__file__).resolve().parent.parent / "programs"
@@ -44,7 +44,7 @@ REENABLE_POLICIES = ("manual", "after")
 
 @dataclass(frozen=True)
 class BreakerConfig:
-    """[breaker]: how budgets are enforced (exporter/budget.py, exporter/breaker.py)."""
+    """[breaker]: how budgets are enforced (core/budget.py, exporter/breaker.py)."""
     enabled: bool = True
     interval_seconds: float = 5.0     # one window: how often bpf_stats are read
     windows: int = 3                  # consecutive over-budget windows that make a breach
@@ -60,7 +60,7 @@ OTLP_TEMPORALITIES = ("cumulative", "delta", "lowmemory")
 @dataclass(frozen=True)
 class OtlpConfig:
     """The [otlp] table as written: None for every field the file leaves out, so that the
-    OTEL_* environment can fill it (exporter/otlp_settings.py resolves the two, file first)."""
+    OTEL_* environment can fill it (exporter/otlp/settings.py resolves the two, file first)."""
     enabled: bool | None = None
     endpoint: str | None = None
     protocol: str | None = None
@@ -85,7 +85,7 @@ class Config:
     otlp: OtlpConfig | None = None                 # None: the file has no [otlp] table
     breaker: BreakerConfig = BreakerConfig()
     btf: BtfConfig = BtfConfig()                   # external BTF for kernels without their own
-    mitigations: dict = field(default_factory=dict)  # name -> MitigationConfig (exporter/mitigation_config.py)
+    mitigations: dict = field(default_factory=dict)  # name -> MitigationConfig (exporter/mitigations/config.py)
     # Keep what attaching XDP / cgroup mitigations needs (CAP_NET_ADMIN), so that one can be
     # applied through the admin API later; implied by a [mitigations] table.
     accept_mitigations: bool = False
@@ -157,7 +157,7 @@ def parse(text: str, path: str) -> Config:
     otlp = _otlp(doc["otlp"], path, problems) if "otlp" in doc else None
     breaker = _breaker(doc["breaker"], path, problems) if "breaker" in doc else BreakerConfig()
     btf = _btf(doc["btf"], path, problems) if "btf" in doc else BtfConfig()
-    from exporter.mitigation_config import parse_mitigations
+    from exporter.mitigations.config import parse_mitigations
     mitigations = parse_mitigations(doc.get("mitigations", {}), path, problems)
     for name in mitigations.keys() & programs.keys():
         problems.append(Problem(path, f"mitigations.{name}", f"{name} is also in [programs]; "

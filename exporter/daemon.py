@@ -12,14 +12,16 @@ import sys
 import threading
 import time
 
-from bpfleet.problems import ProblemsError
+from core.problems import ProblemsError
 from exporter import config as config_mod
-from exporter import btf_source, exposition_proto, libbpf, otlp_settings, privileges, selfmetrics
+from exporter import btf_source, libbpf, privileges, selfmetrics
+from exporter.exposition import proto as exposition_proto
+from exporter.otlp import settings as otlp_settings
 from exporter.admin import make_admin_server
 from exporter.breaker import Breaker
-from exporter.exposition import render
-from exporter.http import make_server
-from exporter.mitigations import Mitigations
+from exporter.exposition.text import render
+from exporter.http_server import make_server
+from exporter.mitigations.manager import Mitigations
 from exporter.snapshot import SnapshotCache
 from exporter.supervisor import Supervisor
 
@@ -51,7 +53,7 @@ class Exporter:
         self.breaker = Breaker(self.supervisor, lambda: self.config)
         self.family_providers.append(self.breaker.families)
         self.capabilities: dict | None = None   # what privileges.drop() kept, once it ran
-        self.mitigations = Mitigations(self.supervisor)   # exporter/mitigations.py
+        self.mitigations = Mitigations(self.supervisor)   # exporter/mitigations/manager.py
         self.family_providers.append(self.mitigations.families)
 
     def _programs_changed(self) -> None:
@@ -65,7 +67,7 @@ class Exporter:
         self.stop_otlp()
         if not settings.enabled:
             return
-        from exporter import otlp   # only when enabled: it imports the OpenTelemetry SDK and gRPC
+        from exporter.otlp import push as otlp  # only when enabled: it imports the OpenTelemetry SDK and gRPC
         self.otlp = otlp.OtlpExport(self, settings, selfmetrics.BUILD_VERSION).start()
         self.family_providers.append(self.otlp.families)
         with self.supervisor.lock:
@@ -82,7 +84,7 @@ class Exporter:
         self.otlp.stop()
         self.otlp = None
 
-    formats = ("text", "protobuf")   # exporter/http.py negotiates with the scraper's Accept
+    formats = ("text", "protobuf")   # exporter/http_server.py negotiates with the scraper's Accept
 
     def scrape(self, fmt: str = "text") -> bytes:
         t0 = time.perf_counter()
@@ -192,7 +194,7 @@ def print_check_report(exporter: Exporter) -> bool:
                 print(f"     variant {v['variant']}: {v['state']}: {v['reason']}")
         if s.get("verifier_log"):
             print("     " + s["verifier_log"].replace("\n", "\n     "))
-    for m in exporter.mitigations.status():   # not running on purpose is not a failure, but said
+    for m in exporter.mitigations.manager.status():   # not running on purpose is not a failure, but said
         ok = ok and m["state"] != "failed"
         print(f"{'FAIL' if m['state'] == 'failed' else 'ok  '} mitigation {m['name']}@{m['version']}: "
               f"{m['state']}" + (f" — {m['reason']}" if m["reason"] else ""))
@@ -227,7 +229,7 @@ def run_exporter(args) -> int:
     stop = threading.Event()
     try:
         errors = exporter.supervisor.apply(cfg)
-        errors.update(exporter.mitigations.apply_config(cfg.mitigations))
+        errors.update(exporter.mitigations.manager.apply_config(cfg.mitigations))
         failed = {n: e for n, e in errors.items() if e}
         if args.check:
             ok = print_check_report(exporter)
@@ -278,7 +280,7 @@ def drop_privileges(exporter: Exporter) -> dict | None:
         types |= {"xdp", "cgroup_device"}
     if any(lp.decoder == "ksym" for p in exporter.supervisor.running()
            for mp in p.plan.metrics for lp in mp.labels):
-        from bpfleet.decoders.kernel import kernel_symbol
+        from core.decoders.kernel import kernel_symbol
         kernel_symbol(0)   # read /proc/kallsyms while we may (CAP_SYSLOG): after, addresses read as 0
     try:
         result = privileges.drop(privileges.keep_for(types))
@@ -302,7 +304,7 @@ def serve(exporter: Exporter, host: str, port: int, stop: threading.Event) -> in
                threading.Thread(target=admin.serve_forever, args=(0.1,), name="admin", daemon=True),
                threading.Thread(target=exporter.consume_events_forever, args=(stop,), name="ringbuf", daemon=True),
                threading.Thread(target=exporter.breaker.run, args=(stop,), name="breaker", daemon=True),
-               threading.Thread(target=exporter.mitigations.run, args=(stop,), name="mitigations", daemon=True)]
+               threading.Thread(target=exporter.mitigations.manager.run, args=(stop,), name="mitigations", daemon=True)]
     for t in threads:
         t.start()
     hup = threading.Event()

@@ -1,8 +1,8 @@
 """Ring-buffer events: decoding records (pure) and the bounded, rate-limited hand-off from the
-ring-buffer consumer to whoever exports them (exporter/otlp.py). No OpenTelemetry here.
+ring-buffer consumer to whoever exports them (exporter/otlp/push.py). No OpenTelemetry here.
 
 A record's layout comes from the manifest's `[[events]] type` bound to the object's BTF
-(bpfleet.schema.EventPlan.fields): integers decode to ints, enums to their enumerator names,
+(core.binding.EventPlan.fields): integers decode to ints, enums to their enumerator names,
 char arrays to text up to the first NUL, other arrays to hex.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from bpfleet.schema import EventPlan
+from core.binding import EventPlan
 
 INT64_MAX = 2**63 - 1
 _CODES = {(1, False): "B", (1, True): "b", (2, False): "H", (2, True): "h",

@@ -10,7 +10,7 @@ Programs without the gate still hand over, with a brief overlap in which both ve
 """
 from __future__ import annotations
 
-from bpfleet import btf
+from core import btf
 from exporter import libbpf
 
 GATE_MAP = "bpfleet_gate"

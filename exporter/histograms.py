@@ -18,8 +18,8 @@ import math
 from itertools import accumulate
 from typing import NamedTuple
 
-from bpfleet.schema import upper_bounds
-from exporter.exposition import HistogramSeries
+from core.binding import upper_bounds
+from exporter.exposition.text import HistogramSeries
 
 # bpfleet_log2_slot(2**64 - 1) == 65, so with 66 slots or more the last slot never clamps: it
 # is (2^63, 2^64], which holds every u64. With fewer, the last slot is an overflow slot.
@@ -38,7 +38,7 @@ class Inexact(ValueError):
 
 
 class Scheme(NamedTuple):
-    """The slot scheme; bpfleet.manifest.BucketSpec has the same attributes and works too."""
+    """The slot scheme; core.manifest.BucketSpec has the same attributes and works too."""
     scheme: str           # "log2" | "linear"
     min: int = 0
     width: int = 1

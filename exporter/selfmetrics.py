@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from exporter.exposition import Family, render_labels
+from exporter.exposition.text import Family, render_labels
 from exporter.snapshot import Snapshot
 
 BUILD_VERSION = "0.1.0"

@@ -59,7 +59,7 @@ class SlotState:
     digest: str | None
     load_errors: int
     read_errors: int
-    variants: tuple = ()      # bpfleet.variants.Verdict of every [[variants]] entry
+    variants: tuple = ()      # core.variants.Verdict of every [[variants]] entry
     not_applicable: str | None = None   # why the program cannot run on this host
 
 

@@ -12,15 +12,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bpfleet import manifest as manifest_mod, registry as reg
-from bpfleet.problems import Problem, ProblemsError
+from core import manifest as manifest_mod, registry as reg
+from core.problems import Problem, ProblemsError
 from exporter import btf_source
 from exporter.btf_source import BtfConfig
 from exporter.config import Config, ProgramConfig
-from exporter.limits import DEFAULT_MAX_SERIES
-from exporter.loaded import LoadedProgram
-from exporter.loader import LoadError, load_program
-from exporter.loader_bcc import NotApplicable
+from core.limits import DEFAULT_MAX_SERIES
+from exporter.load.program import LoadedProgram
+from exporter.load.co_re import LoadError, load_program
+from exporter.load.bcc_source import NotApplicable
 from exporter.snapshot import SlotState, Snapshot
 
 log = logging.getLogger("bpfleet.exporter")
@@ -50,7 +50,7 @@ class Slot:
     last_change: float = field(default_factory=time.time)
     last_swap_seconds: float | None = None
     tripped: str | None = None      # why the circuit breaker detached it (exporter/breaker.py)
-    variants: tuple = ()            # the last load's variant verdicts (bpfleet/variants.py)
+    variants: tuple = ()            # the last load's variant verdicts (core/variants.py)
     not_applicable: str | None = None   # why it cannot run on this host (bcc without headers)
 
     def status(self) -> dict:
@@ -98,7 +98,7 @@ class Supervisor:
             self.program_configs = dict(config.programs)
             self.btf = config.btf
             results = {}
-            # Mitigations have their own slots, applied by exporter/mitigations.py.
+            # Mitigations have their own slots, applied by exporter/mitigations/manager.py.
             for name in [n for n in self.slots if n not in config.programs and n not in config.mitigations]:
                 self.unload(name)
                 results[name] = None

@@ -19,10 +19,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bpfleet import registry as reg
+from core import registry as reg
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("bpfleet", "exporter", "orchestrator")
+PACKAGES = ("core", "exporter", "orchestrator", "bpfleet")
 # What `bpfleet exporter` and `bpfleet programs verify` import on a host (bcc is optional: the
 # decoders fall back without it). cryptography only where signatures are checked (trusted_keys:
 # `signing=True`; 4.7 of its 5.5 MB), OpenTelemetry only for an [otlp] table (`otlp=True`).

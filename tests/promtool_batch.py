@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from exporter.exposition import Family, render
+from exporter.exposition.text import Family, render
 
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed")

@@ -5,10 +5,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bpfleet import build, manifest as manifest_mod, registry as reg
-from bpfleet.problems import ProblemsError
+from orchestrator import build
+from core import manifest as manifest_mod, registry as reg
+from core.problems import ProblemsError
 
-# bpfleet.dashboards (the Grafana SDK) is imported where it is used: fleet hosts run `bpfleet
+# orchestrator.dashboards (the Grafana SDK) is imported where it is used: fleet hosts run `bpfleet
 # exporter` and `bpfleet programs verify` from a venv without the control machine's extras.
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -40,8 +41,8 @@ def add_parser(sub, registry_arg) -> None:
 
 def views_from_registry(registry: Path, names: list[str] | None = None) -> list:
     """ProgramView of the latest version of each program (all, or `names`) in a registry."""
-    from bpfleet.dashboards import from_plan
-    from bpfleet.dashboards.model import from_bcc_manifest
+    from orchestrator.dashboards import from_plan
+    from orchestrator.dashboards.model import from_bcc_manifest
     views = []
     for name in names if names is not None else reg.names(registry):
         artifact = reg.resolve(registry, name)
@@ -78,14 +79,14 @@ def generated_files(dirs: list[Path] | None = None, registry: Path | None = None
     else:
         dirs = dirs or sorted(d for d in BUILTIN_DIR.iterdir() if (d / "manifest.toml").is_file())
         views = views_from_dirs(dirs)
-    from bpfleet.dashboards import generate
+    from orchestrator.dashboards import generate
     return generate(views)
 
 
 def stale_files(files: dict[str, str], out: Path, orphans: bool = True) -> list[tuple[str, str]]:
     """(relative path, why) for every file in `out` that differs from `files`, is missing, or
     (with `orphans`: `files` is the whole set) is a dashboard that would no longer be generated."""
-    from bpfleet.dashboards.generator import GENERATED_RE
+    from orchestrator.dashboards.generator import GENERATED_RE
     stale = []
     for rel, content in sorted(files.items()):
         path = out / rel

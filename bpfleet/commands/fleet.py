@@ -1,5 +1,5 @@
 """`bpfleet plan|rollout|status|rollback|resume|history|fleet`: fleet rollouts from the command
-line, through Ansible (the commands themselves are in orchestrator/cli.py). See docs/orchestrator.md."""
+line, through Ansible (the commands themselves are in bpfleet/commands/fleet_run.py). See docs/orchestrator.md."""
 from __future__ import annotations
 
 import argparse
@@ -28,7 +28,7 @@ def _seconds(s: str) -> float:
 
 
 def _steps(s: str) -> tuple:
-    from orchestrator.waves import parse_step
+    from orchestrator.engine.waves import parse_step
     steps = tuple(x.strip() for x in s.split(",") if x.strip())
     try:
         for x in steps:
@@ -48,7 +48,7 @@ def _ref(s: str) -> tuple[str, str]:
 
 
 def add_parser(sub, registry_arg) -> None:
-    from orchestrator import cli
+    from bpfleet.commands import fleet_run as cli
 
     def common(p, inventory: bool = True, json_help: str = "print JSON instead of a table"):
         if inventory:

@@ -1,12 +1,12 @@
 """`bpfleet mitigate apply|promote|revoke|status`: mitigations across the fleet (the commands
-are in orchestrator/mitigate_cli.py; docs/mitigations.md#across-the-fleet)."""
+are in bpfleet/commands/mitigate_run.py; docs/mitigations.md#across-the-fleet)."""
 from __future__ import annotations
 
 from bpfleet.commands.fleet import _count, _seconds, _steps
 
 
 def add_parser(sub, registry_arg) -> None:
-    from orchestrator import cli, mitigate_cli as mc
+    from bpfleet.commands import fleet_run as cli, mitigate_run as mc
     m = sub.add_parser("mitigate", help="mitigations across the fleet: apply, promote, revoke, status",
                        description="Kernel hotpatches as eBPF programs with a lifecycle "
                        "(docs/mitigations.md).")

@@ -6,8 +6,9 @@ import os
 import sys
 from pathlib import Path
 
-from bpfleet import build, registry as reg
-from bpfleet.problems import ProblemsError
+from orchestrator import build
+from core import registry as reg
+from core.problems import ProblemsError
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent.parent / "programs"
 
@@ -140,7 +141,7 @@ def run_list(args) -> int:
 
 
 def run_keygen(args) -> int:
-    from bpfleet import signing
+    from core import signing
     priv, pub = args.dir / "release.key", args.dir / "release.pub"
     if priv.exists():
         print(f"bpfleet programs keygen: {priv} exists; not overwriting a key", file=sys.stderr)
@@ -151,7 +152,7 @@ def run_keygen(args) -> int:
 
 
 def run_sign(args) -> int:
-    from bpfleet import signing
+    from core import signing
     registry, failed = Path(args.registry), False
     for ref in args.refs:
         name, _, version = ref.partition("@")
@@ -179,15 +180,15 @@ def _knob(text: str):
 
 
 def run_verify(args) -> int:
-    from exporter.loader import LoadError, verify_program
-    from exporter.loader_bcc import NotApplicable
+    from exporter.load.co_re import LoadError, verify_program
+    from exporter.load.bcc_source import NotApplicable
     name, _, version = args.ref.partition("@")
     result = {"program": args.ref, "kernel": os.uname().release, "ok": False, "error": None,
               "verifier_log": None}
     try:
         knobs = dict(_knob(k) for k in args.knob)
         if args.btf:
-            from exporter.libbpf.probe import btf_file_error
+            from exporter.libbpf.features import btf_file_error
             if not os.path.isfile(args.btf):
                 raise ValueError(f"--btf {args.btf}: no such file")
             if (why := btf_file_error(args.btf)) is not None:

@@ -7,7 +7,7 @@ import re
 import socket
 from dataclasses import dataclass
 
-from bpfleet.btf import RawType
+from core.btf import RawType
 from . import ffi, uapi
 from .ffi import LibbpfError
 

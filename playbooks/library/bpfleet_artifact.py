@@ -57,7 +57,7 @@ def sha256_file(path: str) -> str:
 
 def problems_of(directory: str, want: str) -> list[str]:
     """What is wrong with an artifact directory, in the registry's own terms
-    (bpfleet/registry.py: the digest is sha256 over sorted "<sha256>  <file>" lines)."""
+    (core/registry.py: the digest is sha256 over sorted "<sha256>  <file>" lines)."""
     try:
         with open(os.path.join(directory, INDEX)) as f:
             index = json.load(f)

@@ -6,7 +6,7 @@
 #define CGROUP_DENY_SYSCTL_LEN	64
 #define CGROUP_DENY_ANY		0xffffffff	/* "*" in a device entry */
 
-/* A device list key (bpfleet/listkinds.py "device"): type 2 char, 1 block. */
+/* A device list key (core/listkinds.py "device"): type 2 char, 1 block. */
 struct device_key {
 	__u32 type;
 	__u32 major;

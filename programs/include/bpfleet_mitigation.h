@@ -11,7 +11,7 @@ struct bpfleet_path {
 	char path[BPFLEET_PATH_LEN];
 };
 
-/* Values of a mitigation's mode map (bpfleet/mitigation.py MODES). */
+/* Values of a mitigation's mode map (core/mitigation.py MODES). */
 #define BPFLEET_MODE_MONITOR	0
 #define BPFLEET_MODE_ENFORCE	1
 

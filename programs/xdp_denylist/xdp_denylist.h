@@ -13,7 +13,7 @@ struct v6_prefix {
 	__u8 addr[16];
 };
 
-/* Values of the mode map (bpfleet/mitigation.py MODES). */
+/* Values of the mode map (core/mitigation.py MODES). */
 enum xdp_denylist_mode { XDP_DENYLIST_MONITOR = 0, XDP_DENYLIST_ENFORCE = 1 };
 
 /* Label values of xdp_denylist_decisions_total: the enumerator names are the values. */

@@ -1,6 +1,6 @@
 """Fixtures for the dashboard tests.
 
-The pure generator tests need nothing but tests/bpfleet/synth_btf.py. The staleness tests build
+The pure generator tests need nothing but tests/core/synth_btf.py. The staleness tests build
 the built-in programs (clang, libbpf). The Prometheus tests run a real exporter — here through
 tests/integration/harness.py (root, clang, bpftool), in a lab VM through
 tests/mitigations/vmkit.py — and a real `prometheus` server; dashkit.py evaluates the queries.
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 TESTS = Path(__file__).resolve().parents[1]
-for d in (TESTS / "bpfleet", TESTS / "mitigations"):      # synth_btf.py; vmkit.py
+for d in (TESTS / "core", TESTS / "mitigations"):      # synth_btf.py; vmkit.py
     if str(d) not in sys.path:
         sys.path.insert(0, str(d))
 

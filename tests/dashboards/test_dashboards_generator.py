@@ -1,5 +1,5 @@
-"""bpfleet.dashboards: pure tests of the generator. A synthetic manifest bound to synthetic BTF
-(tests/bpfleet/synth_btf.py, the real schema.bind) gives a ProgramPlan; the plan gives the
+"""orchestrator.dashboards: pure tests of the generator. A synthetic manifest bound to synthetic BTF
+(tests/core/synth_btf.py, the real schema.bind) gives a ProgramPlan; the plan gives the
 dashboard; the panels and PromQL must follow the metric types and the label names the plan has
 after renames and drops."""
 from __future__ import annotations
@@ -10,11 +10,10 @@ import re
 import pytest
 from grafana_foundation_sdk.models import dashboard as dm
 
-from bpfleet.dashboards import (DATASOURCE_UID, KnobView, MetricView, ProgramView, from_plan, generate,
-                                overview, program_dashboard, render)
-from bpfleet.dashboards import generator as gen
-from bpfleet.manifest import parse as parse_manifest
-from bpfleet.schema import bind
+from orchestrator.dashboards import (DATASOURCE_UID, KnobView, MetricView, ProgramView, from_plan, generate, overview, program_dashboard, render)
+from orchestrator.dashboards import generator as gen
+from core.manifest import parse as parse_manifest
+from core.binding import bind
 from exporter.libbpf import MapInfo
 from synth_btf import Btf, maps_dict
 

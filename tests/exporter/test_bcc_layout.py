@@ -1,6 +1,6 @@
 """bcc tables exported like CO-RE maps: bcc's own Key/Leaf ctypes (bcc.BPF._decode_table_type,
 the code bcc runs on a compiled module's table descriptions) → BTF-shaped records
-(bpfleet/ctypes_layout.py) → schema.bind with the real disksnoop / tcpv4connect manifests →
+(core/ctypes_layout.py) → schema.bind with the real disksnoop / tcpv4connect manifests →
 the same MetricCollector that reads CO-RE maps, on bytes laid out as the kernel writes them.
 No compile here (this host has no kernel headers); tests/kernel_matrix compiles them in a VM."""
 from __future__ import annotations
@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from bpfleet import manifest, schema
-from bpfleet.ctypes_layout import Records
+from core import manifest, binding as schema
+from core.ctypes_layout import Records
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.collect import MetricCollector
-from exporter.exposition import render
+from exporter.exposition.text import render
 from exporter.libbpf import MapInfo
 
 bcc = pytest.importorskip("bcc", reason="python3-bpfcc is not installed")

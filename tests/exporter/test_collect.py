@@ -14,14 +14,14 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 from promtool_batch import check_examples, needs_promtool
 
-from bpfleet.schema import Scalar, bind
+from core.binding import Scalar, bind
 from exporter import collect
 from exporter.collect import MetricCollector, scalar_format
-from exporter.exposition import le_label, render, render_labels
+from exporter.exposition.text import le_label, render, render_labels
 
 
 def _load_synth_btf():
-    path = Path(__file__).resolve().parent.parent / "bpfleet" / "synth_btf.py"
+    path = Path(__file__).resolve().parent.parent / "core" / "synth_btf.py"
     spec = importlib.util.spec_from_file_location("bpfleet_tests_synth_btf", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -302,7 +302,7 @@ def test_no_entries(b, proc):
 
 
 def test_global_as_a_section_record(b):
-    # exporter/loader.py reads a global as one record of its section's map (key u32 0).
+    # exporter/load/co_re.py reads a global as one record of its section's map (key u32 0).
     bss = b.datasec(".bss", [("dropped", b.u64), ("depth", b.s32)])
     (mp,) = plans(counter(mtype="gauge", name="demo_depth").replace('map = "counts"', 'global = "depth"'), [], b)
     mp = dataclasses.replace(mp, key_size=4, value_size=16, max_entries=1, map_type="global")
@@ -440,7 +440,7 @@ def test_histogram_and_counter_share_one_map(b, disk_hist):
 
 def test_per_cpu_cpu_on_a_histogram_is_rejected():
     """Histograms add the CPUs together; asking for a cpu label is a manifest mistake."""
-    from bpfleet import manifest as manifest_mod
+    from core import manifest as manifest_mod
     text = synth.HEADER + histogram(buckets='{ scheme = "log2" }', extra='per_cpu = "cpu"')
     m, problems = manifest_mod.parse(text, "demo/manifest.toml")
     assert m is None

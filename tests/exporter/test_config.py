@@ -8,7 +8,7 @@ import tomli
 from hypothesis import HealthCheck, given, settings
 from toml_strategies import mutated, toml_document
 
-from bpfleet.problems import ProblemsError
+from core.problems import ProblemsError
 from exporter import config
 from exporter.config import Config, ProgramConfig, parse, parse_listen
 

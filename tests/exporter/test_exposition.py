@@ -10,10 +10,7 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 from promtool_batch import check_examples, needs_promtool, promtool_check
 
-from exporter.exposition import (
-    CONTENT_TYPE, Family, escape_help, escape_label_value, format_value, le_label,
-    render, render_labels,
-)
+from exporter.exposition.text import (CONTENT_TYPE, Family, escape_help, escape_label_value, format_value, le_label, render, render_labels)
 
 INF = float("inf")
 

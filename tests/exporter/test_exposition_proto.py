@@ -25,15 +25,12 @@ from google.protobuf.internal.decoder import _DecodeVarint, _DecodeVarint32
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter import exposition_proto as proto
-from exporter.exposition import (
-    CONTENT_TYPE, PROTOBUF_CONTENT_TYPE, Family, le_label, negotiate, parse_labels,
-    render, render_labels,
-)
+from exporter.exposition import proto as proto
+from exporter.exposition.text import (CONTENT_TYPE, PROTOBUF_CONTENT_TYPE, Family, le_label, negotiate, parse_labels, render, render_labels)
 from exporter.histograms import (
     NATIVE_ZERO_THRESHOLD, classic_buckets, native, native_buckets, prometheus_series,
 )
-from exporter.http import make_server
+from exporter.http_server import make_server
 
 INF = math.inf
 U64_MAX = 2**64 - 1

@@ -1,6 +1,6 @@
-"""exporter/probe.py against this machine's real kernel. The reasons it gives for what is
+"""exporter/kernel_features.py against this machine's real kernel. The reasons it gives for what is
 missing; and, for every kind of program it judges, its verdict against the kernel's own: a
-minimal program of that kind, compiled like bpfleet/build.py compiles the built-ins, really
+minimal program of that kind, compiled like orchestrator/build.py compiles the built-ins, really
 loaded and attached through exporter/libbpf. The probe must say "no" exactly where the real
 load or attach fails (here: fentry/fexit and lsm refused, no kprobes) and "yes" where it works."""
 from __future__ import annotations
@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
-from bpfleet import build
-from bpfleet.variants import Requirement as R, requirements_of_section
-from exporter import probe
+from orchestrator import build
+from core.variants import Requirement as R, requirements_of_section
+from exporter import kernel_features as probe
 from exporter.libbpf import BpfObject
 from harness import ROOT
 from mitkit import cgroup2_root

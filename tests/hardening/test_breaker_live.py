@@ -1,5 +1,5 @@
 """The circuit breaker on the real kernel: a deliberately expensive program is detached within
-the stated time (exporter/budget.py time_to_act) while the other programs keep running; a
+the stated time (core/budget.py time_to_act) while the other programs keep running; a
 program with a sampling knob is degraded instead and keeps its counts; re-enabling follows the
 configured policy."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from exporter.budget import time_to_act
+from core.budget import time_to_act
 from harness import REPORT, deadline_poll
 
 INTERVAL, WINDOWS, MIN_EVENTS = 0.5, 2, 200

@@ -1,4 +1,4 @@
-"""Budgets: exporter/budget.py (windows -> verdicts) and exporter/breaker.py's policy (degrade,
+"""Budgets: core/budget.py (windows -> verdicts) and exporter/breaker.py's policy (degrade,
 then detach; re-enable by hand or after a cooldown; a deploy by someone else resets), against a
 fake supervisor with a fake clock. The real thing is tests/hardening/test_breaker_live.py."""
 from __future__ import annotations
@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from bpfleet.manifest import BudgetSpec, DegradeSpec
-from exporter import budget as B
+from core.manifest import BudgetSpec, DegradeSpec
+from core import budget as B
 from exporter.breaker import Breaker
 from exporter.config import BreakerConfig, Config, ProgramConfig
-from exporter.exposition import render
+from exporter.exposition.text import render
 
 
 def reading(t, **progs):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-from exporter.limits import OVERFLOW
+from core.limits import OVERFLOW
 from harness import Metrics, deadline_poll
 
 # scripts/setup.sh installs it (Debian package prometheus): missing is a broken setup, not a skip.

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from bpfleet import manifest as manifest_mod
-from bpfleet.problems import ProblemsError
+from core import manifest as manifest_mod
+from core.problems import ProblemsError
 from exporter import config as config_mod
 from harness import ROOT, TRACKER, Exporter, build, publish_raw, run_bpfleet, tiny_program
 

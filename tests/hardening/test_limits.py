@@ -1,4 +1,4 @@
-"""Series limits (exporter/limits.py) and how MetricCollector applies them: a metric never has
+"""Series limits (core/limits.py) and how MetricCollector applies them: a metric never has
 more than max_series series, the excess is added into one __overflow__ series (sums stay
 right), the admitted series are sticky, and the exposition stays valid - for counters,
 per-CPU splits and histograms, on the Prometheus path and the OTLP one."""
@@ -12,17 +12,17 @@ import pytest
 from opentelemetry.sdk.resources import Resource
 from prometheus_client.parser import text_string_to_metric_families
 
-from bpfleet.manifest import parse as parse_manifest
-from bpfleet.schema import bind
+from core.manifest import parse as parse_manifest
+from core.binding import bind
 from exporter.collect import MetricCollector
-from exporter.exposition import render
-from exporter.limits import DEFAULT_MAX_SERIES, OVERFLOW, SeriesLimit, effective_max_series
-from exporter.otel_metrics import MetricsConverter
+from exporter.exposition.text import render
+from core.limits import DEFAULT_MAX_SERIES, OVERFLOW, SeriesLimit, effective_max_series
+from exporter.otlp.metrics import MetricsConverter
 from exporter.snapshot import MapData, ProgramSnapshot, Snapshot
 
 
 def _synth():
-    path = Path(__file__).resolve().parent.parent / "bpfleet" / "synth_btf.py"
+    path = Path(__file__).resolve().parent.parent / "core" / "synth_btf.py"
     spec = importlib.util.spec_from_file_location("hardening_synth_btf", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

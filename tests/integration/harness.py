@@ -48,7 +48,7 @@ def loads_here(name: str) -> bool:
     kernel headers; elsewhere the exporter reports them not_applicable."""
     if not is_bcc_program(name):
         return True
-    from exporter.bccsource import not_applicable_reason
+    from exporter.bcc import not_applicable_reason
     return not_applicable_reason() is None
 
 
@@ -218,7 +218,7 @@ def publish_raw(registry: Path, name: str, version: str, files: dict[str, bytes]
     """Write <registry>/<name>/<version>/ with exactly `files` and an index.json whose digests
     match them: what a build host that hashed already-corrupt output would publish.
     -> the artifact digest (computed with the registry's own digest functions)."""
-    from bpfleet import registry as reg
+    from core import registry as reg
     d = registry / name / version
     if d.exists():
         shutil.rmtree(d)

@@ -12,7 +12,7 @@ BCC_PROGRAMS = ("disksnoop", "tcpv4connect")
 
 @pytest.fixture(scope="module")
 def no_headers():
-    from exporter.bccsource import not_applicable_reason
+    from exporter.bcc import not_applicable_reason
     if not_applicable_reason() is None:
         pytest.skip("this host has kernel headers: bcc programs run here (tests/kernel_matrix)")
 

@@ -5,7 +5,7 @@ import json
 import shutil
 from pathlib import Path
 
-from bpfleet import registry as reg
+from core import registry as reg
 from harness import (TRACKER, artifact_digest, bpftool_json, build, copy_registry, run_bpfleet,
                      tiny_program)
 

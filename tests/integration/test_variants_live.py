@@ -26,7 +26,7 @@ def _connect_loopback(n: int) -> None:
 
 
 def _kernel_allows_trampolines() -> bool:
-    from exporter.libbpf import probe
+    from exporter.libbpf import features as probe
     return probe.probe_trampoline("fentry", "inet_sk_state_store") == 0
 
 

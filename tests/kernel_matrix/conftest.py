@@ -204,7 +204,7 @@ def _vm_run(registry, kernel: str):
         rec = next(iter(st.hosts.values()))
         host, key = rec.host, cfg.key_file
         t = time.monotonic()
-        payload = _tar([(ROOT / "bpfleet", "src/bpfleet"), (ROOT / "exporter", "src/exporter"),
+        payload = _tar([(ROOT / "core", "src/core"), (ROOT / "bpfleet", "src/bpfleet"), (ROOT / "exporter", "src/exporter"),
                         (ROOT / "programs", "src/programs"), (HERE / "workload.py", "src/workload.py"),
                         (registry, "registry")])
         subprocess.run(ssh_argv(host, key, 60) + ["--", "mkdir -p /opt/bpfleet-matrix && "

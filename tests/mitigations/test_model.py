@@ -6,10 +6,10 @@ import struct
 
 import pytest
 
-from bpfleet import manifest
-from bpfleet.listkinds import KINDS, encode_entries
-from bpfleet.mitigation import fixed_by, parse_duration
-from bpfleet.problems import ProblemsError
+from core import manifest
+from core.listkinds import KINDS, encode_entries
+from core.mitigation import fixed_by, parse_duration
+from core.problems import ProblemsError
 from exporter import config
 
 BASE = '''

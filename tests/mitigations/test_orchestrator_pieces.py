@@ -7,11 +7,11 @@ import argparse
 
 import pytest
 
-from bpfleet import manifest
+from core import manifest
 from harness import PROGRAMS_DIR
-from orchestrator.cli import UsageError
-from orchestrator.mitigate import _outcome, host_mitigation, totals
-from orchestrator.mitigate_cli import settings_from
+from bpfleet.commands.fleet_run import UsageError
+from orchestrator.engine.mitigate import _outcome, host_mitigation, totals
+from bpfleet.commands.mitigate_run import settings_from
 
 
 def _report(state, mode=None, would=0, blocked=0, reason=None):

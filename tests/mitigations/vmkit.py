@@ -72,7 +72,7 @@ def checkout_tar(registry: Path) -> bytes:
     import tomli
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        for pkg in ("bpfleet", "exporter", "orchestrator"):
+        for pkg in ("core", "exporter", "orchestrator", "bpfleet"):
             for f in sorted((ROOT / pkg).rglob("*.py")):
                 tar.add(f, arcname=str(f.relative_to(ROOT)))
         for mod in (tomli, prometheus_client):

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from bpfleet import registry as reg
+from core import registry as reg
 from orchestrator import packaging
-from orchestrator.ansible_fleet import observation
-from orchestrator.fleet import Artifact
-from orchestrator.runner import HostResult, RunResult
-from orchestrator.views import plan
+from orchestrator.ansible.fleet import observation
+from orchestrator.engine.fleet import Artifact
+from orchestrator.ansible.runner import HostResult, RunResult
+from bpfleet.commands.views import plan
 
 LIBRARY = Path(__file__).resolve().parent.parent.parent / "playbooks" / "library"
 
@@ -118,7 +118,7 @@ def test_plan_groups_by_kernel_build_and_names_failing_hosts():
 
 
 def test_health_is_compared_within_a_kernel_build():
-    from orchestrator.gates import FAIL, PASS, Observation, check_health
+    from orchestrator.engine.gates import FAIL, PASS, Observation, check_health
     vm_before = Observation("vm", True, True, load_per_cpu=0.80, kernel="6.1")
     big = [Observation(f"ns{i}", True, True, load_per_cpu=0.30, kernel="6.18") for i in range(3)]
     wave = [Observation("vm", True, True, load_per_cpu=0.85, kernel="6.1"),

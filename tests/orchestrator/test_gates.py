@@ -1,4 +1,4 @@
-from orchestrator.gates import FAIL, INCONCLUSIVE, PASS, Observation, judge
+from orchestrator.engine.gates import FAIL, INCONCLUSIVE, PASS, Observation, judge
 
 
 def good(host, **kw):

@@ -2,7 +2,7 @@ import sqlite3
 
 import pytest
 
-from orchestrator.journal import ROLLED_BACK, RUNNING, Journal
+from orchestrator.engine.journal import ROLLED_BACK, RUNNING, Journal
 
 
 @pytest.fixture

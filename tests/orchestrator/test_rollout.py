@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator import journal as J
-from orchestrator.fleet import Artifact, HostFacts, Outcome
-from orchestrator.gates import Observation
-from orchestrator.rollout import FAILED, NEEDS_ATTENTION, ROLLED_BACK, SUCCEEDED, Options, Rollouts
+from orchestrator.engine import journal as J
+from orchestrator.engine.fleet import Artifact, HostFacts, Outcome
+from orchestrator.engine.gates import Observation
+from orchestrator.engine.rollout import (FAILED, NEEDS_ATTENTION, ROLLED_BACK, SUCCEEDED, Options, Rollouts)
 
 NEW = Artifact("syscalls", "1.1.0", "ab" * 32, "/registry/syscalls/1.1.0")
 

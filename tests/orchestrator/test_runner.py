@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from orchestrator.runner import Timeouts, run_playbook
+from orchestrator.ansible.runner import Timeouts, run_playbook
 
 
 def closed_port() -> int:

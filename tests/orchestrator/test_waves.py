@@ -1,6 +1,6 @@
 import pytest
 
-from orchestrator.waves import Host, parse_step, plan_waves
+from orchestrator.engine.waves import Host, parse_step, plan_waves
 
 
 def fleet(spec: dict[str, int]) -> list[Host]:

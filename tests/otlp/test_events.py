@@ -10,14 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bpfleet.manifest import parse as parse_manifest
-from bpfleet.schema import EventField, EventPlan, bind
+from core.manifest import parse as parse_manifest
+from core.binding import EventField, EventPlan, bind
 from exporter.events import EventDecoder, EventSink, TokenBucket
 from exporter.libbpf import MapInfo
 
 
 def _load_synth_btf():
-    path = Path(__file__).resolve().parent.parent / "bpfleet" / "synth_btf.py"
+    path = Path(__file__).resolve().parent.parent / "core" / "synth_btf.py"
     spec = importlib.util.spec_from_file_location("otlp_events_synth_btf", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

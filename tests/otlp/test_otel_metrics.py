@@ -1,4 +1,4 @@
-"""exporter.otel_metrics: Snapshots built from synthetic BTF and hand-packed map bytes →
+"""exporter.otlp.metrics: Snapshots built from synthetic BTF and hand-packed map bytes →
 MetricsData, checked point by point against the Prometheus path's own Families, against the
 OpenTelemetry SDK's scale-0 bucket mapping, and through the real OTLP protobuf encoder."""
 from __future__ import annotations
@@ -19,15 +19,15 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import Resource
 
-from bpfleet.schema import bind
+from core.binding import bind
 from exporter.collect import MetricCollector
-from exporter.exposition import parse_labels
-from exporter.otel_metrics import MetricsConverter, temporalities, unit_of
+from exporter.exposition.text import parse_labels
+from exporter.otlp.metrics import MetricsConverter, temporalities, unit_of
 from exporter.snapshot import MapData, ProgramSnapshot, Snapshot
 
 
 def _load_synth_btf():
-    path = Path(__file__).resolve().parent.parent / "bpfleet" / "synth_btf.py"
+    path = Path(__file__).resolve().parent.parent / "core" / "synth_btf.py"
     spec = importlib.util.spec_from_file_location("otlp_tests_synth_btf", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -450,7 +450,7 @@ def test_unit_of():
 def test_state_stays_bounded_under_many_distinct_series(plan, monkeypatch):
     """Every push brings 2,000 label sets never seen before: the attribute cache stays within its
     limit and the per-series state holds only the latest snapshot's series."""
-    from exporter import otel_metrics
+    from exporter.otlp import metrics as otel_metrics
     monkeypatch.setattr(otel_metrics, "LABEL_CACHE_LIMIT", 1_000)
     prog, conv = FakeProgram(plan), MetricsConverter(RESOURCE)
     for round_ in range(10):

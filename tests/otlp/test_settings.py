@@ -1,12 +1,12 @@
-"""The [otlp] config table, the OTEL_* environment, and which wins (exporter/otlp_settings.py);
-the push backoff (exporter/otlp.py backoff_delay)."""
+"""The [otlp] config table, the OTEL_* environment, and which wins (exporter/otlp/settings.py);
+the push backoff (exporter/otlp/push.py backoff_delay)."""
 from __future__ import annotations
 
 import pytest
 
-from bpfleet.problems import ProblemsError
+from core.problems import ProblemsError
 from exporter.config import OtlpConfig, parse
-from exporter.otlp_settings import default_resource_attributes, resolve
+from exporter.otlp.settings import default_resource_attributes, resolve
 
 PATH = "/etc/bpfleet/config.toml"
 
@@ -171,7 +171,7 @@ def test_default_resource_uses_semantic_conventions():
 # ---------------------------------------------------------------- backoff
 
 def test_backoff_doubles_up_to_the_cap_with_jitter():
-    from exporter.otlp import backoff_delay
+    from exporter.otlp.push import backoff_delay
     mid = lambda: 0.5   # noqa: E731  (no jitter)
     assert [backoff_delay(1.0, n, mid) for n in range(6)] == [1.0, 2.0, 4.0, 4.0, 4.0, 4.0]
     assert [backoff_delay(60.0, n, mid) for n in (1, 2, 3, 50)] == [120.0, 240.0, 240.0, 240.0]

@@ -19,7 +19,7 @@ from orchestrator.lab import debian_packages, system
 from toolscan import scan
 
 ROOT = Path(__file__).resolve().parents[2]
-SCANNED = ("bpfleet", "exporter", "orchestrator", "tests", "bench", "playbooks")
+SCANNED = ("core", "bpfleet", "exporter", "orchestrator", "tests", "bench", "playbooks")
 BIN_DIRS = ("/usr/sbin", "/usr/bin", "/sbin", "/bin")
 # In command position but not a Debian tool of this machine, and why.
 NOT_DEBIAN = {

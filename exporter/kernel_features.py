@@ -1,0 +1,88 @@
+"""Answering variant requirements (core/variants.py) for the running kernel: the I/O shell.
+
+Program types and helpers through libbpf's probe API, BPF trampolines by loading a `return 0`
+fentry program, attach targets in the kernel's BTF, tracefs and /proc/kallsyms."""
+from __future__ import annotations
+
+import errno
+import functools
+import glob
+import os
+
+from core.variants import Finding, Requirement
+from exporter import btf_source, libbpf
+from exporter.libbpf import features as lp
+
+TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+KPROBE_PMU = "/sys/bus/event_source/devices/kprobe"
+LSM_LIST = "/sys/kernel/security/lsm"
+
+
+def _tracefs() -> str | None:
+    return next((d for d in TRACEFS if os.path.isdir(os.path.join(d, "events"))), None)
+
+
+@functools.cache
+def _ksyms() -> frozenset[str]:
+    try:
+        with open("/proc/kallsyms") as f:
+            return frozenset(line.split()[2] for line in f if len(line.split()) >= 3)
+    except OSError:
+        return frozenset()
+
+
+def find(req: Requirement) -> Finding:
+    ok, reason = _answer(req)
+    return Finding(req, ok, "" if ok else reason)
+
+
+def _answer(r: Requirement) -> tuple[bool, str]:
+    k = r.kind
+    if k == "kernel_btf":
+        return btf_source.kernel_has_btf() and lp.kernel_btf(), \
+            f"the kernel has no BTF of its own ({btf_source.kernel_btf_path()} missing; an external " \
+            "BTF file serves CO-RE relocations, not BTF attach targets)"
+    if k == "prog_type":
+        if r.name not in libbpf.known_prog_types():
+            return False, f"libbpf knows no program type {r.name!r}"
+        return libbpf.probe_prog_type(r.name), f"the kernel refuses BPF programs of type {r.name}"
+    if k == "trampoline":
+        err = lp.probe_trampoline(r.name, r.target)
+        if err == errno.ENOENT:
+            return False, f"no function {r.target} in the kernel's BTF ({r.name} target)"
+        if err == errno.EPERM:   # the same for every target: one reason, said once
+            return False, ("no BPF trampolines on this kernel (a minimal fentry/fexit program "
+                           "is refused with EPERM)")
+        return err == 0, (f"the kernel refused a minimal {r.name} program on {r.target}: "
+                          f"{errno.errorcode.get(err, err)}")
+    if k == "btf_tracepoint":
+        return bool(lp.btf_typedef(f"btf_trace_{r.target}")), \
+            f"no BTF-typed tracepoint {r.target} in the kernel (btf_trace_{r.target})"
+    if k == "tracefs_event":
+        base = _tracefs()
+        if base is None:
+            return False, "tracefs is not mounted (/sys/kernel/tracing)"
+        return bool(glob.glob(os.path.join(base, "events", r.target, "id"))), \
+            f"no tracepoint {r.target} in tracefs"
+    if k == "kprobes":
+        base = _tracefs()
+        have = os.path.exists(KPROBE_PMU) or bool(base and os.path.exists(os.path.join(base, "kprobe_events")))
+        return have, "kprobes are not available (no kprobe PMU, no kprobe_events in tracefs)"
+    if k == "ksym":
+        return r.target in _ksyms(), f"no kernel function {r.target} in /proc/kallsyms"
+    if k == "lsm":
+        try:
+            with open(LSM_LIST) as f:
+                active = f.read().strip().split(",")
+        except OSError:
+            active = []
+        return "bpf" in active, f"BPF-LSM is not active (lsm list: {','.join(active) or 'unreadable'})"
+    if k == "helper":
+        hid = lp.helper_id(r.name)
+        if hid is None:
+            return (not lp.kernel_btf()), f"the kernel has no helper bpf_{r.name}"
+        ptype = libbpf._prog_type_ids().get(r.target)
+        if ptype is None or r.target == "tracing":   # libbpf cannot probe tracing programs' helpers
+            return True, ""
+        return lp.probe_helper(ptype, hid), f"bpf_{r.name} is not allowed in {r.target} programs"
+    return False, f"unknown requirement {k!r}"
