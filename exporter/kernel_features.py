@@ -1,13 +1,16 @@
-"""Answering variant requirements (core/variants.py) for the running kernel: the I/O shell.
+"""What the running kernel offers, the I/O shell: answers to variant requirements
+(core/variants.py), whether a mitigation's program types can run at all, the kernel's version.
 
 Program types and helpers through libbpf's probe API, BPF trampolines by loading a `return 0`
-fentry program, attach targets in the kernel's BTF, tracefs and /proc/kallsyms."""
+fentry program, attach targets in the kernel's BTF, tracefs and /proc/kallsyms, BPF-LSM from
+the active LSM list (the one place that reads it)."""
 from __future__ import annotations
 
 import errno
 import functools
 import glob
 import os
+import re
 
 from core.variants import Finding, Requirement
 from exporter import btf_source, libbpf
@@ -71,12 +74,10 @@ def _answer(r: Requirement) -> tuple[bool, str]:
     if k == "ksym":
         return r.target in _ksyms(), f"no kernel function {r.target} in /proc/kallsyms"
     if k == "lsm":
-        try:
-            with open(LSM_LIST) as f:
-                active = f.read().strip().split(",")
-        except OSError:
-            active = []
-        return "bpf" in active, f"BPF-LSM is not active (lsm list: {','.join(active) or 'unreadable'})"
+        active, error = active_lsms()
+        if error:
+            return False, f"BPF-LSM: cannot read {LSM_LIST} ({error}); securityfs not mounted?"
+        return "bpf" in active, f"BPF-LSM is not active (active LSMs: {','.join(active)}; boot with lsm=...,bpf)"
     if k == "helper":
         hid = lp.helper_id(r.name)
         if hid is None:
@@ -86,3 +87,38 @@ def _answer(r: Requirement) -> tuple[bool, str]:
             return True, ""
         return lp.probe_helper(ptype, hid), f"bpf_{r.name} is not allowed in {r.target} programs"
     return False, f"unknown requirement {k!r}"
+
+
+def active_lsms() -> tuple[list[str], str]:
+    """The kernel's active LSMs, or ([], why they could not be read)."""
+    try:
+        with open(LSM_LIST) as f:
+            return f.read().strip().split(","), ""
+    except OSError as e:
+        return [], e.strerror or str(e)
+
+
+def unavailable(program_types: tuple[str, ...]) -> str | None:
+    """Why this kernel cannot run programs of these types at all (a mitigation's), or None."""
+    for t in program_types:
+        if t == "lsm":
+            ok, reason = _answer(Requirement("lsm"))
+            if not ok:
+                return reason
+        # libbpf cannot probe tracing programs without a target
+        if t != "tracing" and t in libbpf.known_prog_types() and not libbpf.probe_prog_type(t):
+            return f"this kernel does not allow BPF programs of type {t!r}"
+    return None
+
+
+def running_kernel() -> str:
+    """The kernel's version with its stable patch level: Debian's release string (6.1.0-18-amd64)
+    does not carry it, /proc/version does ("Debian 6.1.76-1")."""
+    try:
+        with open("/proc/version") as f:
+            m = re.search(r"Debian (\d+\.\d+\.\d+)", f.read())
+        if m:
+            return m.group(1)
+    except OSError:
+        pass
+    return os.uname().release

@@ -21,7 +21,7 @@ from exporter import libbpf
 from exporter.config import ProgramConfig
 from exporter.exposition.text import Family, render_labels
 from exporter.mitigations.config import MitigationConfig
-from exporter.mitigations.support import running_kernel, unavailable
+from exporter.kernel_features import running_kernel, unavailable
 
 log = logging.getLogger("bpfleet.mitigations")
 # Every state a mitigation can be in; the state metric has one series per state (0 or 1).

@@ -79,7 +79,7 @@ def test_ttl_expiry_past_expiry_and_fixed_kernel_retire_it(veth, start_exporter,
 def test_a_kernel_without_bpf_lsm_reports_not_applicable(start_exporter):
     """This host's kernel refuses LSM programs: the mitigation is reported, not skipped. (In a
     VM with BPF-LSM the same config enforces: test_lsm_vm.py.)"""
-    from exporter.mitigations.support import unavailable
+    from exporter.kernel_features import unavailable
     why = unavailable(("lsm",))
     if why is None:
         pytest.skip("this kernel runs BPF-LSM programs; test_lsm_vm.py covers them")
