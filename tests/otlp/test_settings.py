@@ -1,5 +1,5 @@
 """The [otlp] config table, the OTEL_* environment, and which wins (exporter/otlp/settings.py);
-the push backoff (exporter/otlp/push.py backoff_delay)."""
+the push backoff (exporter/otlp/transport.py backoff_delay)."""
 from __future__ import annotations
 
 import pytest
@@ -171,7 +171,7 @@ def test_default_resource_uses_semantic_conventions():
 # ---------------------------------------------------------------- backoff
 
 def test_backoff_doubles_up_to_the_cap_with_jitter():
-    from exporter.otlp.push import backoff_delay
+    from exporter.otlp.transport import backoff_delay
     mid = lambda: 0.5   # noqa: E731  (no jitter)
     assert [backoff_delay(1.0, n, mid) for n in range(6)] == [1.0, 2.0, 4.0, 4.0, 4.0, 4.0]
     assert [backoff_delay(60.0, n, mid) for n in (1, 2, 3, 50)] == [120.0, 240.0, 240.0, 240.0]
