@@ -108,13 +108,16 @@ class Mitigations:
                                                          attach=mc.attach), resolved=resolved)
             if error:
                 return self._fail(m, error)
-            for list_name in keys:
-                try:
-                    self._write_list(m, list_name, m.config.lists[list_name])
-                except (ValueError, libbpf.LibbpfError) as e:
-                    self._stop(mc.name, "its lists could not be written")
-                    return self._fail(m, f"{mc.where}.lists.{list_name}{e}")
-            self._write_mode(m, mc.mode or m.spec.default_mode)
+            try:
+                for list_name in keys:
+                    try:
+                        self._write_list(m, list_name, m.config.lists[list_name])
+                    except (ValueError, libbpf.LibbpfError) as e:
+                        self._stop(mc.name, "its lists could not be written")
+                        return self._fail(m, f"{mc.where}.lists.{list_name}{e}")
+                self._write_mode(m, mc.mode or m.spec.default_mode)
+            except LookupError as e:   # tripped or unloaded meanwhile: the breaker does not wait for us
+                return self._fail(m, str(e))
             log.info("mitigation %s@%s %s (answers %s), expires %s", m.name, m.version, m.mode,
                      ", ".join(m.spec.answers), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(m.expires_at)))
             return None
