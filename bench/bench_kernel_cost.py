@@ -7,7 +7,7 @@ Run as root from the repo root:
     .venv/bin/python bench/bench_kernel_cost.py --no-bpftrace --skip oomkill
 
 Builds programs/* and bench/programs/emptyprog into a temp registry and loads them with
-exporter.load.co_re.load_program while kernel.bpf_stats_enabled is on (libbpf.enable_stats()).
+exporter.load.loader.load while kernel.bpf_stats_enabled is on (libbpf.enable_stats()).
 Each program runs under a workload that triggers it; the per-program run_time_ns and run_cnt
 deltas over the workload window give ns per event:
 
@@ -55,7 +55,7 @@ from bench._common import (BENCH_PROGRAMS, BUILTIN_PROGRAMS, Workspace,  # noqa:
                            build_into, machine)
 from exporter import libbpf  # noqa: E402
 from exporter.libbpf import ffi, uapi  # noqa: E402
-from exporter.load.co_re import load_program  # noqa: E402
+from exporter.load import loader  # noqa: E402
 
 BPFTRACE_SCRIPT = "tracepoint:raw_syscalls:sys_enter { @[args->id] = count(); }"
 GOAL_RATIO = 0.3
@@ -127,7 +127,7 @@ class Session:
 
     def load(self, artifact, knobs: dict, meter: Meter, label):
         """Load and attach; each BPF program is metered as label(program name)."""
-        prog, _ = load_program(artifact, knobs, self.ws.pin_root, "bench_kernel_cost")
+        prog, _ = loader.load(loader.read(artifact), knobs, self.ws.pin_root, "bench_kernel_cost")
         self.stack.callback(prog.close)  # close() is idempotent: early closes are fine
         for name, fd in prog.obj.program_fds().items():
             self.our_ids.add(prog_id(fd))

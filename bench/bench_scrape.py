@@ -9,7 +9,7 @@ Run as root from the repo root:
 
 Builds bench/programs/benchmap (a BPF_MAP_TYPE_HASH keyed by {char comm[16]; u32 pid},
 value u64, one counter metric labelled comm and pid) into a temp registry, loads it with
-exporter.load.co_re.load_program, fills the map from user space with bpf_map_update_batch, and
+exporter.load.loader.load, fills the map from user space with bpf_map_update_batch, and
 times what the exporter does on every scrape: LoadedProgram.collect() then
 exposition.render(). Paths:
 
@@ -42,7 +42,7 @@ from bench._common import BENCH_PROGRAMS, Workspace, best_median, build_into, ma
 from exporter import libbpf  # noqa: E402
 from exporter.exposition.text import render  # noqa: E402
 from exporter.libbpf import ffi  # noqa: E402
-from exporter.load.co_re import load_program  # noqa: E402
+from exporter.load import loader  # noqa: E402
 
 MAP = "bench_counts"
 KEY = struct.Struct("<16sI")
@@ -164,7 +164,7 @@ def main() -> None:
     with Workspace() as ws:
         artifact = build_into(ws.registry, BENCH_PROGRAMS / "benchmap")
         for n in sizes if not args.profile else sizes[-1:]:
-            prog, _ = load_program(artifact, {"count_execs": False}, ws.pin_root, "bench_scrape")
+            prog, _ = loader.load(loader.read(artifact), {"count_execs": False}, ws.pin_root, "bench_scrape")
             if args.max_series:
                 for collector, _map in prog.collectors:
                     collector.set_max_series(args.max_series)

@@ -18,14 +18,29 @@ import os
 import re
 import socketserver
 from http.server import BaseHTTPRequestHandler
+from typing import Protocol
 
 from core.manifest import NAME_RE
 from exporter.mitigations import admin as mitigation_admin
+from exporter.mitigations.manager import Mitigations
 from exporter.config import VERSION_RE, ProgramConfig
 
 log = logging.getLogger("bpfleet.admin")
 MAX_BODY = 1 << 16
 DIGEST_RE = re.compile(r"[0-9a-f]{64}")
+
+
+class AdminTarget(Protocol):
+    """All the admin API needs (exporter/daemon/app.py's ExporterApp is one)."""
+    mitigations: Mitigations
+
+    def status(self) -> dict: ...
+
+    def reload(self) -> dict: ...
+
+    def deploy(self, pc: ProgramConfig, digest: str | None = None) -> str | None: ...
+
+    def unload(self, name: str) -> bool: ...
 
 
 class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
@@ -53,7 +68,7 @@ def parse_deploy(name: str, body: dict) -> ProgramConfig:
     return ProgramConfig(name, version, knobs)
 
 
-def make_admin_server(path: str, exporter) -> _UnixHTTPServer:
+def make_admin_server(path: str, exporter: AdminTarget) -> _UnixHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def address_string(self):
             return "admin-socket"
@@ -124,7 +139,7 @@ def make_admin_server(path: str, exporter) -> _UnixHTTPServer:
                 pc = parse_deploy(name, body)
             except ValueError as e:
                 return self._reply(400, {"ok": False, "error": str(e)})
-            error = exporter.supervisor.deploy(pc, body.get("digest"))
+            error = exporter.deploy(pc, body.get("digest"))
             status = next((s for s in exporter.status()["programs"] if s["name"] == name), None)
             self._reply(200 if error is None else 422, {"ok": error is None, "error": error, "program": status})
 
@@ -134,7 +149,7 @@ def make_admin_server(path: str, exporter) -> _UnixHTTPServer:
             name = self._program_name()
             if name is None:
                 return self._reply(404, {"ok": False, "error": f"no such endpoint: DELETE {self.path}"})
-            found = exporter.supervisor.unload(name)
+            found = exporter.unload(name)
             self._reply(200 if found else 404, {"ok": found, "error": None if found else f"{name} is not loaded"})
 
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)

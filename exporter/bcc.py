@@ -28,10 +28,6 @@ ATTACH = {"kprobe": ("attach_kprobe", "event", "detach_kprobe"),
           "raw_tracepoint": ("attach_raw_tracepoint", "tp", "detach_raw_tracepoint")}
 
 
-class NotApplicable(Exception):
-    """This host cannot compile bcc programs (no kernel headers, no bcc); not an error."""
-
-
 def not_applicable_reason(release: str | None = None) -> str | None:
     """Why bcc-source programs cannot run here, or None when they can."""
     release = release or os.uname().release

@@ -10,6 +10,8 @@ budget (manifest [budget], overridden per host by `[programs.<name>] budget`). O
    the next value (Supervisor.deploy: the new one is attached before the old one goes, maps
    and counts carry over);
 2. otherwise it is detached and unloaded (Supervisor.trip): state "tripped" in /status.
+Both act only if the program measured is still the one running (`expect`): a deploy by someone
+else in between wins.
 
 Every step is logged, kept in /status (`budget`: limits, the latest window, level, history) and
 exported (bpfleet_program_budget_breaches_total, bpfleet_program_degraded_level,
@@ -29,6 +31,8 @@ from dataclasses import dataclass, field, replace
 
 from core import budget as budget_mod
 from exporter.exposition.text import Family, render_labels
+from exporter.slot import ProgramView
+from exporter.supervisor import Supervisor
 
 log = logging.getLogger("bpfleet.breaker")
 HISTORY = 20
@@ -54,7 +58,7 @@ class _State:
 
 
 class Breaker:
-    def __init__(self, supervisor, get_config, clock=time.monotonic, wall=time.time):
+    def __init__(self, supervisor: Supervisor, get_config, clock=time.monotonic, wall=time.time):
         self.supervisor = supervisor
         self.get_config = get_config        # -> exporter.config.Config (read on every tick)
         self.clock, self.wall = clock, wall
@@ -77,31 +81,28 @@ class Breaker:
         cfg = self.get_config().breaker
         if not cfg.enabled:
             return
-        sup = self.supervisor
-        with sup.lock, self._lock:
+        with self._lock:
             now = self.clock()
-            stats = sup.kernel_stats()
-            for name, (prog, kstats) in stats.items():
-                slot = sup.slots.get(name)
-                if slot is None:
-                    continue
+            views = self.supervisor.views(kernel_stats=True)
+            for name, view in views.items():
                 st = self.states.get(name)
                 if st is None:
-                    st = self.states[name] = _State(budget_mod.Streak(cfg.windows), base=slot.wanted)
-                    st.program = prog
+                    st = self.states[name] = _State(budget_mod.Streak(cfg.windows), base=view.wanted)
+                    st.program = view.running
                 st.streak.windows = cfg.windows
-                self._observe(name, slot, st, prog, kstats, now, cfg)
-            for gone in set(self.states) - set(stats):
+                self._observe(name, view, st, now, cfg)
+            for gone in set(self.states) - set(views):
                 del self.states[gone]
 
-    def _observe(self, name, slot, st: _State, prog, kstats, now, cfg) -> None:
+    def _observe(self, name, view: ProgramView, st: _State, now, cfg) -> None:
+        prog = view.running
         if prog is not st.program:
             # Deployed (or unloaded) by someone else: the admin API or a config reload.
             if st.level or st.tripped_at is not None:
                 self._record(st, "reset", "deployed again through the admin API or a config "
                              "reload: not degraded, not tripped")
                 log.warning("circuit breaker: %s was deployed again; its budget state is reset", name)
-            st.program, st.base, st.level, st.degraded_to = prog, slot.wanted, 0, None
+            st.program, st.base, st.level, st.degraded_to = prog, view.wanted, 0, None
             st.tripped_at = st.tripped_wall = None
             st.prev, st.verdict = None, None
             st.streak.reset()
@@ -111,12 +112,11 @@ class Breaker:
             return
         if prog is None:
             return
-        pc = self.supervisor.program_configs.get(name)
-        override = pc.budget if pc is not None else None
+        override = view.config.budget if view.config is not None else None
         manifest_budget = prog.plan.manifest.budget
         st.budget = budget_mod.effective(manifest_budget, override)
         st.source = "+".join(s for s, b in (("manifest", manifest_budget), ("config", override)) if b) or "none"
-        reading = budget_mod.reading_of(kstats, now)
+        reading = budget_mod.reading_of(view.kernel_stats, now)
         prev, st.prev = st.prev, reading
         if st.budget is None or prev is None:
             return
@@ -129,9 +129,10 @@ class Breaker:
             log.warning("circuit breaker: %s over budget (window %d of %d): %s",
                         name, st.streak.count + 1, cfg.windows, v.reason)
         if st.streak.feed(v):
-            self._act(name, slot, st, prog, v, now)
+            self._act(name, view, st, v, now)
 
-    def _act(self, name, slot, st: _State, prog, v, now) -> None:
+    def _act(self, name, view: ProgramView, st: _State, v, now) -> None:
+        prog = view.running
         st.breaches += 1
         b = st.budget
         values = b.degrade_values if b.degrade_knob else ()
@@ -140,12 +141,12 @@ class Breaker:
             values = ()
         if st.level < len(values):
             value = values[st.level]
-            base = st.base or slot.wanted
+            base = st.base or view.wanted
             pc = replace(base, version=prog.artifact.version, knobs={**base.knobs, b.degrade_knob: value})
-            error = self.supervisor.deploy(pc)
+            error = self.supervisor.deploy(pc, expect=prog)
             if error is None:
                 st.level += 1
-                st.program, st.prev, st.verdict = self.supervisor.slots[name].running, None, None
+                st.program, st.prev, st.verdict = self._running(name), None, None
                 st.degraded_to = {b.degrade_knob: value}
                 what = f"degraded to {b.degrade_knob}={value} (step {st.level} of {len(values)})"
                 self._record(st, "degrade", f"{what}: {v.reason}")
@@ -153,24 +154,29 @@ class Breaker:
                 return
             self._record(st, "degrade-failed", f"could not set {b.degrade_knob}={value}: {error}")
             log.error("circuit breaker: could not degrade %s (%s); detaching it", name, error)
-        self.supervisor.trip(name, f"over budget: {v.reason}")
+        if not self.supervisor.trip(name, f"over budget: {v.reason}", expect=prog):
+            return   # deployed or unloaded by someone else meanwhile: the next tick sees it
         st.program, st.prev, st.trips = None, None, st.trips + 1
         st.tripped_at, st.tripped_wall = now, self.wall()
         self._record(st, "trip", f"detached and unloaded: {v.reason}")
 
     def _reenable(self, name, st: _State, now) -> None:
         pc = st.base
-        error = self.supervisor.deploy(pc)
+        error = self.supervisor.deploy(pc, expect=None)
         if error is not None:
             st.tripped_at = now   # try again after another cooldown
             self._record(st, "reenable-failed", error)
             log.error("circuit breaker: could not re-enable %s after the cooldown: %s", name, error)
             return
-        st.program = self.supervisor.slots[name].running
+        st.program = self._running(name)
         st.level, st.degraded_to, st.tripped_at, st.tripped_wall, st.prev = 0, None, None, None, None
         st.streak.reset()
         self._record(st, "reenable", "cooldown over: deployed again as configured")
         log.warning("circuit breaker: re-enabled %s after the cooldown", name)
+
+    def _running(self, name: str):
+        view = self.supervisor.view(name)
+        return view.running if view else None
 
     def _record(self, st: _State, action: str, detail: str) -> None:
         st.history.append({"time": round(self.wall(), 3), "action": action, "detail": detail})

@@ -1,20 +1,30 @@
 """The exporter's HTTP face: /metrics (Prometheus text, or protobuf when asked), /healthz, /status (JSON).
 
-/metrics negotiates on Accept (exposition.negotiate) among the formats the exporter lists in its
-`formats` attribute: one that has none serves text only, through `exporter.scrape()`; one that
-lists formats ("text", "protobuf") is called as `exporter.scrape(fmt)` with the chosen one."""
+What it serves is a `MetricsSite` (exporter/daemon/app.py's ExporterApp is one). /metrics
+negotiates on Accept (exposition.negotiate) among the formats the site lists in its `formats`
+attribute: one that has none serves text only, through `site.scrape()`; one that lists formats
+("text", "protobuf") is called as `site.scrape(fmt)` with the chosen one."""
 from __future__ import annotations
 
 import json
 import logging
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Protocol
 
 from exporter.exposition.text import FORMATS, negotiate
 
 log = logging.getLogger("bpfleet.http")
 
 
-def make_server(host: str, port: int, exporter) -> ThreadingHTTPServer:
+class MetricsSite(Protocol):
+    """All the HTTP face needs (plus, optionally, `formats`: the formats scrape() renders)."""
+
+    def scrape(self, fmt: str = "text") -> bytes: ...
+
+    def status(self) -> dict: ...
+
+
+def make_server(host: str, port: int, exporter: MetricsSite) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         server_version = "bpfleet"
 

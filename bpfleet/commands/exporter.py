@@ -15,5 +15,5 @@ def add_parser(sub, registry_arg) -> None:
 
 
 def run(args) -> int:
-    from exporter.daemon import run_exporter
+    from exporter.daemon.process import run_exporter
     return run_exporter(args)

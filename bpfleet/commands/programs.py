@@ -180,8 +180,8 @@ def _knob(text: str):
 
 
 def run_verify(args) -> int:
-    from exporter.load.co_re import LoadError, verify_program
-    from exporter.load.bcc_source import NotApplicable
+    from exporter.load import loader
+    from exporter.load.errors import LoadError, NotApplicableOnHost
     name, _, version = args.ref.partition("@")
     result = {"program": args.ref, "kernel": os.uname().release, "ok": False, "error": None,
               "verifier_log": None}
@@ -199,13 +199,13 @@ def run_verify(args) -> int:
             host_keys = [Path(k) for k in load_config(args.exporter_config).trusted_keys]
             artifact = reg.resolve(Path(args.registry), artifact.name, artifact.version, host_keys or None)
         result["program"], result["digest"] = artifact.ref, artifact.digest
-        _plan, result["variant"], verdicts = verify_program(artifact, knobs, "--knob", args.variant,
-                                                            args.btf)
+        _plan, result["variant"], verdicts = loader.verify(loader.read(artifact), knobs, "--knob",
+                                                           args.variant, args.btf)
         result["variants"] = [v.as_dict() for v in verdicts]
         result["ok"] = True
     except (ValueError, ProblemsError) as e:
         result["error"] = str(e)
-    except NotApplicable as e:   # a bcc-source program on a host without kernel headers
+    except NotApplicableOnHost as e:   # a bcc-source program on a host without kernel headers
         result["ok"], result["not_applicable"] = True, e.message
     except LoadError as e:
         result["error"], result["verifier_log"] = f"{e.where}: {e.message}", e.log_tail or None

@@ -11,13 +11,8 @@ from core.manifest import Manifest
 from core.problems import Problem
 from core.registry import Artifact
 from exporter import bcc as bccsource
+from exporter.load.errors import LoadError, NotApplicableOnHost
 from exporter.load.program import LoadedProgram, wire
-from exporter.load.co_re import LoadError
-
-
-class NotApplicable(LoadError):
-    """The program cannot run on this host by design (no kernel headers for bcc): reported as
-    state not_applicable, not as a failure."""
 
 
 def source_path(artifact: Artifact):
@@ -26,7 +21,7 @@ def source_path(artifact: Artifact):
 
 def _compile(artifact: Artifact, m: Manifest, attach: bool) -> bccsource.BccObject:
     if (why := bccsource.not_applicable_reason()) is not None:
-        raise NotApplicable(str(source_path(artifact)), why)
+        raise NotApplicableOnHost(str(source_path(artifact)), why)
     try:
         return bccsource.BccObject(str(source_path(artifact)), m.bcc, attach)
     except Exception as e:   # bcc raises bare Exceptions; clang's errors went to stderr

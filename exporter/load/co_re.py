@@ -1,5 +1,6 @@
-"""Loading one registry artifact into the kernel: open, bind the manifest, probe, set knobs,
-choose the variant, load, attach, pin (the loaded program itself: exporter/load/program.py)."""
+"""Loading one CO-RE registry artifact into the kernel: open, bind the manifest, probe, set
+knobs, choose the variant, load, attach, pin (the loaded program itself: exporter/load/program.py;
+which loader an artifact needs: exporter/load/loader.py). The manifest comes read already."""
 from __future__ import annotations
 
 import errno
@@ -9,11 +10,14 @@ import re
 import time
 
 from core import manifest as manifest_mod, binding as schema, variants as variants_mod
+from core.manifest import Manifest
 from core.problems import Problem, ProblemsError
 from core.registry import Artifact
 from exporter import handover, libbpf
 from exporter.config import AttachTargets
+from exporter.load.errors import LoadError
 from exporter.load.program import LoadedProgram, wire
+from exporter.load.variants import with_variants
 
 log = logging.getLogger("bpfleet.exporter")
 VERIFIER_TAIL_LINES = 30
@@ -28,26 +32,7 @@ NEEDS_TARGET = ("; name it in the program's config: attach = { interfaces = [\"e
                 "attach = { cgroup = \"/sys/fs/cgroup/...\" } for cgroup programs")
 
 
-class LoadError(Exception):
-    """A program could not be loaded or attached; `where` is the file (and field) to blame."""
-
-    def __init__(self, where: str, message: str, log_tail: str = "", variants: tuple = ()):
-        self.where, self.message, self.log_tail = where, message, log_tail
-        self.variants = variants     # Verdicts, when the program has [[variants]]
-        super().__init__(f"{where}: {message}" + (f"\n{log_tail}" if log_tail else ""))
-
-    @classmethod
-    def from_problems(cls, problems: list[Problem]) -> "LoadError":
-        first = problems[0]
-        where = f"{first.file}: {first.field}" if first.field else first.file
-        rest = "".join(f"\n{p}" for p in problems[1:])
-        return cls(where, first.message + rest)
-
-
-def _plan(artifact: Artifact, obj: libbpf.BpfObject) -> schema.ProgramPlan:
-    m, problems = manifest_mod.load(str(artifact.manifest_path))
-    if problems:
-        raise LoadError.from_problems(problems)
+def _plan(m: Manifest, obj: libbpf.BpfObject) -> schema.ProgramPlan:
     plan, problems = schema.bind(m, obj.maps(), obj.btf_records(), [p.type for p in obj.programs()])
     if problems:
         raise LoadError.from_problems(problems)
@@ -103,7 +88,7 @@ def _refusal_hint(e: libbpf.LibbpfError, btf_custom_path: str | None = None) -> 
     return ""
 
 
-def _kernel_load(obj: libbpf.BpfObject, artifact: Artifact) -> None:
+def _kernel_load(obj: libbpf.BpfObject) -> None:
     try:
         obj.load()
     except libbpf.LibbpfError as e:
@@ -115,7 +100,7 @@ def object_path(artifact: Artifact, variant: manifest_mod.VariantSpec | None):
     return artifact.dir / f"{variant.object}.bpf.o" if variant and variant.object else artifact.object_path
 
 
-def _open_configured(artifact: Artifact, knobs: dict, config_where: str,
+def _open_configured(artifact: Artifact, m: Manifest, knobs: dict, config_where: str,
                      variant: manifest_mod.VariantSpec | None = None, btf_path: str | None = None):
     """Open the object (the variant's; CO-RE against `btf_path` if given, else the kernel's own
     BTF), bind its manifest, probe the kernel, write the knobs, turn off the other variants'
@@ -126,7 +111,7 @@ def _open_configured(artifact: Artifact, knobs: dict, config_where: str,
     except libbpf.LibbpfError as e:
         raise LoadError(str(path), f"not a loadable BPF object: {e.explain()}")
     try:
-        plan = _plan(artifact, obj)
+        plan = _plan(m, obj)
         if variant is not None:
             names = [p.name for p in obj.programs()]
             wanted = variants_mod.programs_of(variant, plan.manifest.variants, names)
@@ -146,56 +131,30 @@ def _open_configured(artifact: Artifact, knobs: dict, config_where: str,
         raise
 
 
-def _manifest(artifact: Artifact) -> manifest_mod.Manifest:
-    m, problems = manifest_mod.load(str(artifact.manifest_path))
-    if problems:
-        raise LoadError.from_problems(problems)
-    return m
-
-
-def _bcc_manifest(artifact: Artifact):
-    """The manifest if `artifact` is a bcc-source program, else None."""
-    m = _manifest(artifact)
-    return m if m.bcc is not None else None
-
-
-def verify_program(artifact: Artifact, knobs: dict, config_where: str,
-                   variant: str | None = None, btf_path: str | None = None,
-                   variant_where: str = "--variant"):
-    """Everything a load does but attach: manifest, BTF binding, kernel probe, knobs, verifier,
-    variant choice. Nothing runs and nothing stays loaded (the rollout preflight).
-    -> (plan, the variant that would run or None, verdicts)"""
-    if (m := _bcc_manifest(artifact)) is not None:
-        from exporter.load.bcc_source import verify_bcc
-        return verify_bcc(artifact, m), None, ()
-
+def verify_core(artifact: Artifact, m: Manifest, knobs: dict, config_where: str,
+                variant: str | None = None, btf_path: str | None = None,
+                variant_where: str = "--variant"):
+    """Everything a load does but attach: BTF binding, kernel probe, knobs, verifier, variant
+    choice. Nothing runs and nothing stays loaded. -> (plan, variant or None, verdicts)"""
     def attempt(obj, plan):
         with obj:
-            _kernel_load(obj, artifact)
+            _kernel_load(obj)
         return plan
-    from exporter.load.variants import with_variants  # it imports LoadError from here
-    return with_variants(_manifest(artifact), variant, variant_where, attempt,
-                         lambda v: _open_configured(artifact, knobs, config_where, v, btf_path))
+    return with_variants(m, variant, variant_where, attempt,
+                         lambda v: _open_configured(artifact, m, knobs, config_where, v, btf_path))
 
 
-def load_program(artifact: Artifact, knobs: dict, pin_root: str, config_where: str,
-                 previous: LoadedProgram | None = None, variant: str | None = None,
-                 btf_path: str | None = None,
-                 attach: AttachTargets | None = None) -> tuple[LoadedProgram, list[str]]:
+def load_core(artifact: Artifact, m: Manifest, knobs: dict, pin_root: str, config_where: str,
+              previous: LoadedProgram | None = None, variant: str | None = None,
+              btf_path: str | None = None,
+              attach: AttachTargets | None = None) -> tuple[LoadedProgram, list[str]]:
     """Open, check, set knobs, load and attach the best variant of `artifact` (`variant`:
     the config forces one; docs/manifest.md#variants). -> (program, maps shared with `previous`)."""
-    if (m := _bcc_manifest(artifact)) is not None:
-        from exporter.load.bcc_source import load_bcc
-        if knobs or variant:
-            raise LoadError(config_where, "a bcc-source program has no knobs and no variants")
-        return load_bcc(artifact, m, pin_root), []
-
     def attempt(obj, plan):
         return _load_attach(artifact, obj, plan, knobs, pin_root, previous, attach)
-    from exporter.load.variants import with_variants
     (prog, reused), name, verdicts = with_variants(
-        _manifest(artifact), variant, f"{config_where}.variant", attempt,
-        lambda v: _open_configured(artifact, knobs, config_where, v, btf_path))
+        m, variant, f"{config_where}.variant", attempt,
+        lambda v: _open_configured(artifact, m, knobs, config_where, v, btf_path))
     prog.variant, prog.variants = name, verdicts
     return prog, reused
 
@@ -205,7 +164,7 @@ def _load_attach(artifact, obj, plan, knobs, pin_root, previous, attach):
         generation = previous.generation + 1 if previous else 1
         gated = handover.set_generation(obj, generation)
         reused = handover.reuse_maps(obj, previous.obj) if previous else []
-        _kernel_load(obj, artifact)
+        _kernel_load(obj)
         # Unique per load: an upgrade to the same version (new knobs) pins beside the old one.
         # bpffs refuses names with dots, hence 1_2_0.
         tag = artifact.version.replace(".", "_")

@@ -7,9 +7,10 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from core import binding as schema
+from core.limits import DEFAULT_MAX_SERIES
 from core.registry import Artifact
 from exporter import libbpf
 from exporter.collect import MetricCollector, scalar_format
@@ -71,6 +72,20 @@ class LoadedProgram:
         """This program's Prometheus families from one snapshot of its maps."""
         return [c.family(*_view(snap.maps[m])) for c, m in self.collectors]
 
+    def metric_family(self, metric: str) -> Family:
+        """One metric's family, read from its map now. LookupError: no such metric."""
+        for collector, map_name in self.collectors:
+            if collector.spec.name == metric:
+                return collector.family(*self.readers[map_name].read())
+        raise LookupError(f"{self.artifact.ref} has no metric {metric!r}")
+
+    def limit_series(self, override) -> None:
+        """Series limits: `override` (the config's max_series: one number, or metric -> number),
+        else the manifest's, else the default."""
+        for collector, _map in self.collectors:
+            n = override.get(collector.spec.name) if isinstance(override, dict) else override
+            collector.set_max_series(n or collector.spec.max_series or DEFAULT_MAX_SERIES)
+
     def collect(self) -> tuple[list[Family], list[MapStat]]:
         snap = self.read()
         return self.families(snap), list(snap.map_stats)
@@ -130,6 +145,5 @@ def wire(prog: LoadedProgram) -> None:
 
 
 def _as_section_record(mp: schema.MetricPlan, info) -> schema.MetricPlan:
-    from dataclasses import replace
     return replace(mp, key_size=info.key_size, value_size=info.value_size, max_entries=1,
                    map_type="global")

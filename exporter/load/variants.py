@@ -5,7 +5,7 @@ from __future__ import annotations
 from core import variants as variants_mod
 from core.manifest import Manifest
 from exporter import kernel_features as probe
-from exporter.load.co_re import LoadError
+from exporter.load.errors import LoadError
 
 
 def with_variants(m: Manifest, forced: str | None, forced_by: str, attempt, open_variant):

@@ -1,9 +1,10 @@
 """Mitigations at run time (docs/mitigations.md): apply, switch mode, replace lists, expire,
 retire on a fixed kernel, revoke — and say so in /status, the log and the metrics.
 
-A running mitigation is an ordinary supervisor slot (so load, upgrade, budgets and metrics are
-the program machinery's); this module adds what a mitigation has on top: its mode map, its
-lists, its expiry, and the states in which it is deliberately *not* running.
+A running mitigation is an ordinary supervisor program (so load, upgrade, budgets and metrics
+are the program machinery's, reached through the Supervisor's interface only); this module adds
+what a mitigation has on top: its mode map, its lists, its expiry, and the states in which it is
+deliberately *not* running. Its own lock guards its own state.
 """
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from core import manifest as manifest_mod, registry as reg
 from core.listkinds import KINDS, encode_entries
 from core.mitigation import ACTIONS, MODES, MitigationSpec, fixed_by
 from core.problems import Problem, ProblemsError
@@ -22,6 +22,7 @@ from exporter.config import ProgramConfig
 from exporter.exposition.text import Family, render_labels
 from exporter.mitigations.config import MitigationConfig
 from exporter.kernel_features import running_kernel, unavailable
+from exporter.supervisor import Supervisor
 
 log = logging.getLogger("bpfleet.mitigations")
 # Every state a mitigation can be in; the state metric has one series per state (0 or 1).
@@ -54,8 +55,9 @@ class Mitigation:
 
 
 class Mitigations:
-    def __init__(self, supervisor, clock=time.time, kernel: str | None = None):
+    def __init__(self, supervisor: Supervisor, clock=time.time, kernel: str | None = None):
         self.supervisor, self.clock = supervisor, clock
+        self._lock = threading.RLock()
         self.kernel = kernel or running_kernel()
         self.items: dict[str, Mitigation] = {}
         self.revoked: set[str] = set()   # kept through reloads until applied again through the API
@@ -64,7 +66,7 @@ class Mitigations:
     # ---- lifecycle ----
     def apply_config(self, configs: dict) -> dict[str, str | None]:
         """Make the mitigations match the config's [mitigations]. -> name -> error or None."""
-        with self.supervisor.lock:
+        with self._lock:
             for name in [n for n in self.items if n not in configs]:
                 self._stop(name, "removed from the config")
                 del self.items[name]
@@ -73,7 +75,7 @@ class Mitigations:
     def apply(self, mc: MitigationConfig) -> str | None:
         """Enable (or re-apply) one mitigation. -> error text, or None (also when it is
         deliberately not running: retired, expired, not applicable — see its state)."""
-        with self.supervisor.lock:
+        with self._lock:
             self.revoked.discard(mc.name)
             old = self._previous = self.items.get(mc.name)
             m = Mitigation(mc.name, mc)
@@ -81,10 +83,8 @@ class Mitigations:
                 return None   # a reload with nothing new: keep the running one (and its since)
             self.items[mc.name] = m
             try:
-                artifact = reg.resolve(self.supervisor.registry, mc.name, mc.version, self.supervisor.trusted_keys)
-                manifest, problems = manifest_mod.load(str(artifact.manifest_path))
-                if problems:
-                    raise ProblemsError(problems)
+                resolved = self.supervisor.resolve(mc.name, mc.version)
+                artifact, manifest = resolved.artifact, resolved.manifest
                 if manifest.mitigation is None:
                     raise ProblemsError([Problem(str(artifact.manifest_path), "mitigation",
                                                  f"{artifact.ref} is not a mitigation (no [mitigation] table)")])
@@ -105,16 +105,19 @@ class Mitigations:
                 log.warning("mitigation %s@%s: %s — %s", m.name, m.version, m.state, m.reason)
                 return None
             error = self.supervisor.deploy(ProgramConfig(mc.name, artifact.version, mc.knobs,
-                                                         attach=mc.attach))
+                                                         attach=mc.attach), resolved=resolved)
             if error:
                 return self._fail(m, error)
-            for list_name in keys:
-                try:
-                    self._write_list(m, list_name, m.config.lists[list_name])
-                except (ValueError, libbpf.LibbpfError) as e:
-                    self._stop(mc.name, "its lists could not be written")
-                    return self._fail(m, f"{mc.where}.lists.{list_name}{e}")
-            self._write_mode(m, mc.mode or m.spec.default_mode)
+            try:
+                for list_name in keys:
+                    try:
+                        self._write_list(m, list_name, m.config.lists[list_name])
+                    except (ValueError, libbpf.LibbpfError) as e:
+                        self._stop(mc.name, "its lists could not be written")
+                        return self._fail(m, f"{mc.where}.lists.{list_name}{e}")
+                self._write_mode(m, mc.mode or m.spec.default_mode)
+            except LookupError as e:   # tripped or unloaded meanwhile: the breaker does not wait for us
+                return self._fail(m, str(e))
             log.info("mitigation %s@%s %s (answers %s), expires %s", m.name, m.version, m.mode,
                      ", ".join(m.spec.answers), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(m.expires_at)))
             return None
@@ -131,8 +134,8 @@ class Mitigations:
     def _fail(self, m: Mitigation, error: str) -> str:
         """A failed apply; when the previous version still runs (a failed upgrade leaves it in
         place), that one's state stands and only the error is returned."""
-        slot = self.supervisor.slots.get(m.name)
-        if self._previous is not None and slot is not None and slot.running is not None:
+        view = self.supervisor.view(m.name)
+        if self._previous is not None and view is not None and view.running is not None:
             self.items[m.name] = self._previous
             log.error("mitigation %s: %s (still running the previous settings)", m.name, error)
             return f"{error} (still running the previous settings)"
@@ -146,7 +149,7 @@ class Mitigations:
 
     def revoke(self, name: str) -> bool:
         """The kill switch: unload now and stay off until applied again. -> whether it was known."""
-        with self.supervisor.lock:
+        with self._lock:
             m = self.items.get(name)
             found = self.supervisor.unload(name) or m is not None
             if m is not None:
@@ -157,7 +160,7 @@ class Mitigations:
 
     def expire_due(self) -> list[str]:
         """Retire every running mitigation whose time is up. -> their names."""
-        with self.supervisor.lock:
+        with self._lock:
             due = [m for m in self.items.values()
                    if m.state in ("monitor", "enforce") and m.expires_at is not None and m.expires_at <= self.clock()]
             for m in due:
@@ -179,12 +182,12 @@ class Mitigations:
         """ValueError (bad input) or LookupError (not running) say what is wrong."""
         if mode not in MODES:
             raise ValueError(f"body.mode: {mode!r} is not one of: {', '.join(MODES)}")
-        with self.supervisor.lock:
+        with self._lock:
             self._write_mode(self._running(name), mode)
             log.warning("mitigation %s switched to %s", name, mode)
 
     def replace_list(self, name: str, list_name: str, entries) -> dict:
-        with self.supervisor.lock:
+        with self._lock:
             m = self._running(name)
             ls = m.spec.lists.get(list_name)
             if ls is None:
@@ -204,12 +207,6 @@ class Mitigations:
             raise LookupError(f"mitigation {name} is not running" + (f" (state {m.state})" if m else ""))
         return m
 
-    def _program(self, m: Mitigation):
-        slot = self.supervisor.slots.get(m.name)
-        if slot is None or slot.running is None:
-            raise LookupError(f"mitigation {m.name} has no loaded program")
-        return slot.running
-
     def _encode_lists(self, m: Mitigation) -> dict | str:
         """The config's lists as map keys; -> {list: keys}, or the problems as text."""
         problems, out = [], {}
@@ -227,44 +224,41 @@ class Mitigations:
         return "; ".join(problems) if problems else out
 
     def _write_list(self, m: Mitigation, list_name: str, entries) -> dict:
-        prog, ls = self._program(m), m.spec.lists[list_name]
-        return replace_list_map(prog.obj.map_fd(ls.map), prog.obj.maps()[ls.map], ls, entries)
+        ls = m.spec.lists[list_name]
+        return self.supervisor.edit_map(m.name, ls.map, lambda fd, info: replace_list_map(fd, info, ls, entries))
 
     def _write_mode(self, m: Mitigation, mode: str) -> None:
-        prog = self._program(m)
-        libbpf.update(prog.obj.map_fd(m.spec.mode_map), b"\0\0\0\0", MODES.index(mode).to_bytes(4, "little"))
+        value = MODES.index(mode).to_bytes(4, "little")
+        self.supervisor.edit_map(m.name, m.spec.mode_map, lambda fd, _info: libbpf.update(fd, b"\0\0\0\0", value))
         m.mode, m.state, m.reason, m.since = mode, mode, None, self.clock()
 
     # ---- reporting ----
     def status(self) -> list[dict]:
-        with self.supervisor.lock:
+        with self._lock:
             return [{**m.status(), "decisions": self._decisions(m)} for m in self.items.values()]
 
     def _decisions(self, m: Mitigation) -> dict | None:
         """The decisions counter summed by action ({"would_block": n, "blocked": n}): what
         `bpfleet mitigate promote` shows before it enforces. None when not running."""
-        slot = self.supervisor.slots.get(m.name)
-        if m.spec is None or slot is None or slot.running is None:
+        if m.spec is None:
             return None
         totals = dict.fromkeys(ACTIONS, 0)
-        prog = slot.running
-        for collector, map_name in prog.collectors:
-            if collector.spec.name != m.spec.decisions:
-                continue
-            try:
-                family = collector.family(*prog.readers[map_name].read())
-            except libbpf.LibbpfError as e:
-                log.error("mitigation %s: reading %s: %s", m.name, map_name, e)
-                return None
-            for _suffix, labels, value in family.samples:
-                action = ACTION_RE.search(labels)
-                if action and action.group(1) in totals:
-                    totals[action.group(1)] += value
+        try:
+            family = self.supervisor.read_metric(m.name, m.spec.decisions)
+        except LookupError:    # not running
+            return None
+        except libbpf.LibbpfError as e:
+            log.error("mitigation %s: reading %s: %s", m.name, m.spec.decisions, e)
+            return None
+        for _suffix, labels, value in family.samples:
+            action = ACTION_RE.search(labels)
+            if action and action.group(1) in totals:
+                totals[action.group(1)] += value
         return totals
 
     def families(self) -> list[Family]:
         state, expiry = [], []
-        with self.supervisor.lock:
+        with self._lock:
             for m in sorted(self.items.values(), key=lambda m: m.name):
                 for s in STATES:
                     state.append(("", render_labels([("mitigation", m.name), ("state", s)]), int(m.state == s)))

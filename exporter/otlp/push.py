@@ -11,14 +11,15 @@
   OTel log records into a LoggerProvider whose BatchLogRecordProcessor sends them with the
   OTLP log exporter. The pump stops feeding the processor while its queue is full, so nothing
   is dropped silently: every lost event is counted with its reason.
-* Self-metrics (Prometheus, bpfleet_otlp_*) through `families()`, which the Exporter calls
-  on every scrape (exporter/daemon.py `family_providers`).
+* Self-metrics (Prometheus, bpfleet_otlp_*) through `families()`, which the exporter calls
+  on every scrape (exporter/daemon/app.py `family_providers`).
 """
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider
@@ -33,6 +34,7 @@ from exporter.otlp.metrics import MetricsConverter
 from exporter.otlp.settings import OtlpSettings, default_resource_attributes
 from exporter.otlp.transport import (CountingLogExporter, SignalStats, backoff_delay, log_exporter,
                                      metric_exporter)
+from exporter.snapshot import Snapshot
 
 log = logging.getLogger("bpfleet.otlp")
 EVENT_POLL_SECONDS = 0.2
@@ -51,10 +53,11 @@ def build_resource(settings: OtlpSettings, version: str) -> Resource:
 
 
 class OtlpExport:
-    """The running OTLP export of one Exporter: start(), stop(), families(), status()."""
+    """The running OTLP export of one exporter: start(), stop(), families(), status().
+    `snapshot()` is what it pushes (the exporter's shared snapshot cache)."""
 
-    def __init__(self, exporter, settings: OtlpSettings, version: str):
-        self.exporter, self.settings, self.version = exporter, settings, version
+    def __init__(self, snapshot: Callable[[], Snapshot], settings: OtlpSettings, version: str):
+        self.snapshot, self.settings, self.version = snapshot, settings, version
         self.resource = build_resource(settings, version)
         self.metrics_stats = SignalStats("metrics")
         self.logs_stats = SignalStats("logs")
@@ -121,7 +124,7 @@ class OtlpExport:
         """Take the shared snapshot, convert it, export it. -> success."""
         t0 = time.perf_counter()
         try:
-            push = self._converter.convert(self.exporter.snapshots.get())
+            push = self._converter.convert(self.snapshot())
         except Exception:
             log.exception("OTLP: converting the snapshot failed")
             self.metrics_stats.record(False, time.perf_counter() - t0)

@@ -15,6 +15,10 @@ from pathlib import Path
 from e2ekit import CRASHES, PROGRAM, REPORT, ROOT, LabSpec, bpfleet
 
 BASELINE = "1.0.0"    # what every test starts from
+# The crash fault is a test-only exporter plugin (tests/faults/bpfleet_fault_crash.py), copied
+# to every host (a netns host's /opt/bpfleet is its own) before `fleet install` names it.
+FAULT_PLUGIN = ROOT / "tests" / "faults" / "bpfleet_fault_crash.py"
+PLUGIN_DIR = "/opt/bpfleet/test-plugins"
 
 
 class LabFleet:
@@ -40,6 +44,7 @@ class LabFleet:
         """`fleet install` as the tests first ran it: the baseline program and the crash fault."""
         return ["fleet", "install", "-i", self.inventory, "--registry", self.registry, "--journal",
                 self.setup_journal, "--program", f"{PROGRAM}@{BASELINE}", "--json",
+                "--env", f"PYTHONPATH={PLUGIN_DIR}", "--env", f"BPFLEET_EXPORTER_PLUGINS={FAULT_PLUGIN.stem}",
                 "--env", f"BPFLEET_FAULT_CRASH_ON_LOAD={PROGRAM}@{CRASHES}"]
 
     def up(self) -> None:
@@ -65,11 +70,22 @@ class LabFleet:
 
     def _install(self, limit: list[str] | None) -> None:
         t = time.monotonic()
+        self._push_fault_plugin(limit)
         p = self.cli(*self.install, *(["--limit", ",".join(limit)] if limit else []))
         rows = json.loads(p.stdout) if p.stdout.strip().startswith("[") else []
         assert p.returncode == 0 and rows and all(r["ok"] and r["exporter"] for r in rows), \
             f"fleet install failed (exit {p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
         REPORT.append(f"{self.name}: fleet install on {len(rows)} host(s): {time.monotonic() - t:.1f} s")
+
+    def _push_fault_plugin(self, limit: list[str] | None) -> None:
+        """The crash fault plugin into PLUGIN_DIR on every host (one ad-hoc Ansible copy)."""
+        args = {"src": str(FAULT_PLUGIN), "dest": f"{PLUGIN_DIR}/", "mode": "0644"}
+        p = subprocess.run(
+            [str(Path(sys.executable).with_name("ansible")), "all", "-i", self.inventory, "-o",
+             *(["--limit", ",".join(limit)] if limit else []), "-m", "copy", "-a", json.dumps(args)],
+            capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+            env={**os.environ, "ANSIBLE_DEPRECATION_WARNINGS": "False"})
+        assert p.returncode == 0, f"copying the fault plugin failed (exit {p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
 
     def reset(self, journal: str) -> None:
         """Every host up and on the baseline, attached, with its digest; a fresh journal."""

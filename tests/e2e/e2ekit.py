@@ -39,7 +39,7 @@ VERSIONS = {
     "1.1.0": "plain",       # the good version
     "1.2.0": "newkernel",   # refused by 6.1's verifier, fine on this kernel
     "1.3.0": "costly",      # over any sane budget
-    "1.4.0": "plain",       # the exporter crashes loading it (BPFLEET_FAULT_CRASH_ON_LOAD)
+    "1.4.0": "plain",       # the exporter crashes loading it (tests/faults/bpfleet_fault_crash.py)
     "1.5.0": "plain",       # killed mid-rollout, then resumed
     "1.6.0": "plain",       # killed mid-rollout, then rolled back
     "1.7.0": "plain",       # with an unreachable host

@@ -13,6 +13,8 @@ from core import budget as B
 from exporter.breaker import Breaker
 from exporter.config import BreakerConfig, Config, ProgramConfig
 from exporter.exposition.text import render
+from exporter.slot import ProgramView
+from exporter.supervisor import ANY
 
 
 def reading(t, **progs):
@@ -132,6 +134,7 @@ class FakeSlot:
 
 @dataclass
 class FakeSupervisor:
+    """The Supervisor's interface as the breaker uses it: views, view, deploy, trip."""
     budget: object
     knobs: tuple = ("sample_every",)
     cost_ns: float = 1000.0               # per event at sample_every = 1
@@ -146,9 +149,11 @@ class FakeSupervisor:
         self.slots[name] = FakeSlot(pc)
         self.deploy(pc)
 
-    def deploy(self, pc):
-        self.deploys.append(pc)
+    def deploy(self, pc, digest=None, *, expect=ANY):
         slot = self.slots[pc.name]
+        if expect is not ANY and slot.running is not expect:
+            return f"{pc.name} changed meanwhile; not deployed"
+        self.deploys.append(pc)
         slot.wanted = pc
         if self.fail_deploys:
             return "kernel refused"
@@ -156,9 +161,22 @@ class FakeSupervisor:
         slot.running, slot.tripped = FakeProgram(Art(pc.name), plan, dict(pc.knobs)), None
         return None
 
-    def trip(self, name, reason):
-        self.slots[name].running, self.slots[name].tripped = None, reason
+    def trip(self, name, reason, *, expect=ANY):
+        slot = self.slots[name]
+        if slot.running is None or expect is not ANY and slot.running is not expect:
+            return False
+        slot.running, slot.tripped = None, reason
         return True
+
+    def view(self, name, stats=False):
+        s = self.slots.get(name)
+        if s is None:
+            return None
+        ks = {"prog": KS(s.running.time_ns, s.running.runs)} if stats and s.running else {}
+        return ProgramView(name, s.wanted, s.running, self.program_configs.get(name), s.tripped, ks)
+
+    def views(self, kernel_stats=False):
+        return {n: self.view(n, kernel_stats) for n in self.slots}
 
     def run(self, seconds=1.0, events=10_000):
         """The workload: every running program sees `events` events."""
@@ -168,13 +186,12 @@ class FakeSupervisor:
                 s.running.runs += events
                 s.running.time_ns += int(events * self.cost_ns / every)
 
-    def kernel_stats(self):
-        @dataclass
-        class KS:
-            run_time_ns: int
-            run_cnt: int
-        return {n: (s.running, {"prog": KS(s.running.time_ns, s.running.runs)} if s.running else {})
-                for n, s in self.slots.items()}
+
+
+@dataclass
+class KS:
+    run_time_ns: int
+    run_cnt: int
 
 
 class Clock:
@@ -304,3 +321,19 @@ def test_disabled_breaker_does_nothing():
     sup, br, clock = make(BudgetSpec(10.0, None, None), breaker=BreakerConfig(enabled=False))
     ticks(sup, br, clock, 20)
     assert sup.slots["p"].running is not None and br.status("p") is None
+
+
+
+def test_deploy_by_someone_else_between_measuring_and_tripping_wins():
+    """The breaker trips only the program it measured (Supervisor.trip's `expect`): one the
+    admin API deployed in between keeps running, and the breaker starts afresh with it."""
+    sup, br, clock = make(BudgetSpec(10.0, None, None))
+    real_trip = sup.trip
+
+    def trip_after_a_redeploy(name, reason, *, expect):
+        sup.deploy(ProgramConfig(name, "latest", {"sample_every": 1}))   # the admin API, say
+        return real_trip(name, reason, expect=expect)
+    sup.trip = trip_after_a_redeploy
+    ticks(sup, br, clock, 3)
+    assert sup.slots["p"].running is not None and sup.slots["p"].tripped is None
+    assert br.status("p")["trips"] == 0 and not br.status("p")["tripped"]

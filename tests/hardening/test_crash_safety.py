@@ -22,6 +22,7 @@ import pytest
 from harness import (BPF_FS, TRACKER, Exporter, bpftool_json, build, deadline_poll, fd_bpf_ids)
 
 ROOT = Path(__file__).resolve().parents[2]
+FAULTS = ROOT / "tests" / "faults"     # test-only exporter plugins (bpfleet ships none)
 
 
 def ours_now() -> tuple[set[int], set[int]]:
@@ -107,6 +108,40 @@ def test_kill9_mid_upgrade_then_restart_cleans_up(hard_exporters, hard_registry)
         gone_p, gone_m = TRACKER.ours_alive(p, m)
         assert not gone_p and not gone_m, f"a killed exporter's objects survive: {gone_p} {gone_m}"
     final.stop()     # asserts exit 0, pins gone, its objects freed
+    deadline_poll(lambda: _new_ours(baseline, pids) == (set(), set()), 10,
+                  what=f"BPF objects named like ours back to baseline (left: {_new_ours(baseline, pids)})")
+
+
+def test_exporter_crashing_on_a_load_then_restart_cleans_up(hard_exporters, hard_registry):
+    """The fault plugin the rollout e2e tests install (tests/faults/bpfleet_fault_crash.py)
+    makes the exporter exit 70 when asked to load one exact artifact, before it loads it; the
+    programs it ran stay attached through their pins until the next start cleans them up."""
+    from core import registry as reg
+    baseline = ours_now()
+    pin_root = TRACKER.new_pin_root()
+    crash = f"runqlat@{reg.versions(hard_registry, 'runqlat')[-1]}"
+    env = {"PYTHONPATH": str(FAULTS), "BPFLEET_EXPORTER_PLUGINS": "bpfleet_fault_crash",
+           "BPFLEET_FAULT_CRASH_ON_LOAD": crash}
+    e = hard_exporters({"syscalls": {}}, pin_root=pin_root, env=env)
+    e.wait_attached("syscalls")
+    held = fd_bpf_ids(e.proc.pid)
+    _quietly(e.admin, "PUT", "/programs/runqlat", {}, 10)
+    assert e.proc.wait(10) == 70
+    TRACKER.note_exporter(e.proc.pid)
+    e.stopped = True
+    e._close_files()
+    shutil.rmtree(e.sockdir, ignore_errors=True)
+    assert f"BPFLEET_FAULT_CRASH_ON_LOAD={crash}: crashing on purpose" in e.stderr_path.read_text()
+    assert "loaded runqlat" not in e.stderr_path.read_text()
+    assert any((Path(pin_root) / "syscalls").iterdir()), "the dead exporter's pins are left"
+    assert not (Path(pin_root) / "runqlat").exists()
+    final = hard_exporters({"syscalls": {}, "runqlat": {}}, pin_root=pin_root)   # no plugin
+    final.wait_attached("syscalls", "runqlat")
+    pids = {e.proc.pid, final.proc.pid}
+    assert_only_held_by(final, baseline, pids)
+    gone_p, gone_m = TRACKER.ours_alive(*held)
+    assert not gone_p and not gone_m, f"the crashed exporter's objects survive: {gone_p} {gone_m}"
+    final.stop()
     deadline_poll(lambda: _new_ours(baseline, pids) == (set(), set()), 10,
                   what=f"BPF objects named like ours back to baseline (left: {_new_ours(baseline, pids)})")
 

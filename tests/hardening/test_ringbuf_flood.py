@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-from exporter.daemon import RING_RECORDS_PER_POLL
+from exporter.daemon.app import RING_RECORDS_PER_POLL
 from hardening_programs import FLOOD_COMM
 from harness import Metrics, deadline_poll
 

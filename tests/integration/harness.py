@@ -512,8 +512,9 @@ class Exporter:
     """One `bpfleet exporter` subprocess with its own config, pin root, admin socket and port."""
 
     def __init__(self, workdir: Path, registry: Path, programs: dict, extra_args=(), extra_config: str = "",
-                 pin_root: str | None = None):
+                 pin_root: str | None = None, env: dict | None = None):
         self.workdir = Path(workdir)
+        self.env = dict(env or {})     # on top of ours (e.g. a test fault plugin: tests/faults/)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.registry = Path(registry)
         self.programs = dict(programs)
@@ -543,7 +544,7 @@ class Exporter:
 
     # ---- lifecycle ----
     def start(self, timeout: float = READY_TIMEOUT) -> "Exporter":
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         self._stderr = open(self.stderr_path, "w")
         self.proc = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=self._stderr,
                                      cwd=ROOT, env=env)

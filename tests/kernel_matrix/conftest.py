@@ -229,7 +229,7 @@ def _vm_run(registry, kernel: str):
                                 for n, v in programs.items()))
             start = ("mkdir -p /run/bpfleet && cd /opt/bpfleet-matrix/src && cat > /opt/bpfleet-matrix/exporter.toml "
                      f"<<'EOF'\n{config}EOF\n"
-                     "setsid python3 -c 'import argparse, sys; from exporter.daemon import run_exporter; "
+                     "setsid python3 -c 'import argparse, sys; from exporter.daemon.process import run_exporter; "
                      "sys.exit(run_exporter(argparse.Namespace(config=sys.argv[1], listen=None, check=False, "
                      "strict=False, registry=None)))' /opt/bpfleet-matrix/exporter.toml "
                      "> /opt/bpfleet-matrix/exporter.log 2>&1 < /dev/null & echo $! > /run/bpfleet/matrix.pid")
