@@ -7,15 +7,12 @@ import logging
 import random
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
 from exporter.otlp.settings import SignalSettings
-
-if TYPE_CHECKING:
-    from exporter.otlp.push import OtlpExport
 
 log = logging.getLogger("bpfleet.otlp")
 BACKOFF_FACTOR_CAP = 4         # failures stretch the interval up to 4x ...
@@ -76,13 +73,20 @@ def backoff_delay(interval: float, failures: int, rand=random.random) -> float:
     return delay * (1 + BACKOFF_JITTER * (2 * rand() - 1))
 
 
+class LogOutcomes(Protocol):
+    """Where CountingLogExporter counts (exporter/otlp/push.py's OtlpExport)."""
+    logs_stats: "SignalStats"
+    events_exported: int
+    events_dropped: dict
+
+
 class CountingLogExporter(LogRecordExporter):
     """Wraps the OTLP log exporter: counts what the batch processor hands over and how each
     export ends. No backoff of our own here: the processor makes one attempt per batch, each
     bounded by the timeout, and while attempts are slow its queue fills and the event pump
     stops feeding it (so the event queue fills, and drops are counted as queue_full)."""
 
-    def __init__(self, inner, owner: "OtlpExport"):
+    def __init__(self, inner, owner: LogOutcomes):
         self.inner, self.owner = inner, owner
         self.handed = 0
         self._closed = False
