@@ -158,7 +158,7 @@ def run_sign(args) -> int:
         name, _, version = ref.partition("@")
         try:
             artifact = reg.resolve(registry, name, version or "latest")
-            out = signing.sign(artifact.dir, artifact.digest, args.key)
+            out = reg.sign(artifact, args.key)
             print(f"signed {artifact.ref} sha256:{artifact.digest} -> {out}")
         except (ProblemsError, signing.SignatureError) as e:
             print(f"bpfleet programs sign: {e}", file=sys.stderr)
