@@ -163,9 +163,15 @@ def resolve(registry: Path, name: str, version: str = "latest",
         raise ProblemsError([Problem(str(d), INDEX, f"artifact does not match its digests "
                                      f"(changed: {', '.join(bad) or 'index'}); refusing to use it")])
     if trusted_keys:
-        from core import signing
+        from core import signing   # cryptography only for hosts that check signatures
         try:
-            signing.verify(d, index["digest"], trusted_keys)
+            signing.verify(d / SIGNATURE, index["digest"], trusted_keys)
         except signing.SignatureError as e:
             raise ProblemsError([Problem(str(d), SIGNATURE, str(e))])
     return Artifact(name, version, index["digest"], d)
+
+
+def sign(artifact: Artifact, private_path: Path) -> Path:
+    """Sign a released artifact's digest; -> the signature file (outside the digest it covers)."""
+    from core import signing   # cryptography only when signing (the [signing] extra)
+    return signing.sign(artifact.dir / SIGNATURE, artifact.digest, private_path)

@@ -2,7 +2,8 @@
 
 A signature covers an artifact's digest (which covers every file of the artifact), so a host
 that checks it knows the object and manifest are exactly what the release key signed.
-The signature lives beside the files as `signature.ed25519` (hex), outside the digest.
+The signature is a file of hex beside the artifact's files, outside the digest; where it lives
+(`signature.ed25519`) is core/registry.py's business, so this module takes its path.
 """
 from __future__ import annotations
 
@@ -11,8 +12,6 @@ from pathlib import Path
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-
-from core.registry import SIGNATURE as SIGNATURE_FILE
 
 
 class SignatureError(Exception):
@@ -49,18 +48,18 @@ def load_public(path: Path) -> Ed25519PublicKey:
     return key
 
 
-def sign(artifact_dir: Path, digest: str, private_path: Path) -> Path:
+def sign(sig_file: Path, digest: str, private_path: Path) -> Path:
+    """Sign `digest` with the private key at `private_path`, writing the signature to `sig_file`."""
     sig = _load_private(private_path).sign(digest.encode())
-    out = artifact_dir / SIGNATURE_FILE
-    out.write_text(sig.hex() + "\n")
-    return out
+    sig_file.write_text(sig.hex() + "\n")
+    return sig_file
 
 
-def verify(artifact_dir: Path, digest: str, public_keys: list[Path]) -> Path:
-    """-> the key that signed it; SignatureError says plainly why not."""
-    sig_file = artifact_dir / SIGNATURE_FILE
+def verify(sig_file: Path, digest: str, public_keys: list[Path]) -> Path:
+    """-> the key that signed `digest`; SignatureError says plainly why not."""
+    artifact_dir = sig_file.parent
     if not sig_file.is_file():
-        raise SignatureError(f"{artifact_dir}: unsigned artifact (no {SIGNATURE_FILE}); refusing to load it")
+        raise SignatureError(f"{artifact_dir}: unsigned artifact (no {sig_file.name}); refusing to load it")
     try:
         sig = bytes.fromhex(sig_file.read_text().strip())
     except ValueError:

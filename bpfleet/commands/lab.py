@@ -3,20 +3,13 @@ Ansible inventory, for rollouts and canaries without a real fleet. See docs/lab.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 
+from bpfleet.commands.args import count
+
 EXIT_ERROR, EXIT_HOST_DOWN, EXIT_NO_LAB = 1, 1, 3
-
-
-def _count(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {s!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0: {s!r}")
-    return v
 
 
 def add_parser(sub, registry_arg=None) -> None:
@@ -37,8 +30,8 @@ def add_parser(sub, registry_arg=None) -> None:
         description="Bring the lab to N hosts in all, K of them VMs (N-K netns hosts). Hosts "
         "that already run are kept, dead ones restarted, missing ones added; asking for fewer "
         "hosts than run is an error (`lab down` first). Writes the Ansible inventory.")
-    up.add_argument("hosts", type=_count, metavar="N", help="hosts in all")
-    up.add_argument("--vms", type=_count, default=0, metavar="K",
+    up.add_argument("hosts", type=count, metavar="N", help="hosts in all")
+    up.add_argument("--vms", type=count, default=0, metavar="K",
                     help="how many of the N are QEMU VMs (default 0)")
     up.add_argument("--kernels", metavar="NAME[,NAME...]", help="the kernels the VMs boot, "
                     "VM i the i-th (cycling): bookworm (Debian's 6.1), backports (bookworm-"
@@ -47,7 +40,7 @@ def add_parser(sub, registry_arg=None) -> None:
                     "$BPFLEET_LAB_SUBNET or 10.213.0.0/24)")
     up.add_argument("--prefix", help="name prefix of everything the lab creates (default "
                     "$BPFLEET_LAB_PREFIX or bpfleet)")
-    up.add_argument("--port-base", type=_count, help="VM i: ssh on 127.0.0.1:BASE+i, exporter "
+    up.add_argument("--port-base", type=count, help="VM i: ssh on 127.0.0.1:BASE+i, exporter "
                     "on BASE+100+i (default $BPFLEET_LAB_PORT_BASE or 42200)")
     up.set_defaults(run=run_up)
     st = lab_sub.add_parser("status", parents=[common], help="show the lab's hosts",
@@ -79,6 +72,7 @@ def _print_status(s: dict, as_json: bool) -> None:
 
 
 def _guard(fn):
+    @functools.wraps(fn)
     def wrapped(args) -> int:
         from orchestrator.lab import LabError
         try:

@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+from bpfleet.commands.args import knob
 from orchestrator import build
 from core import registry as reg
 from core.problems import ProblemsError
@@ -158,25 +159,12 @@ def run_sign(args) -> int:
         name, _, version = ref.partition("@")
         try:
             artifact = reg.resolve(registry, name, version or "latest")
-            out = signing.sign(artifact.dir, artifact.digest, args.key)
+            out = reg.sign(artifact, args.key)
             print(f"signed {artifact.ref} sha256:{artifact.digest} -> {out}")
         except (ProblemsError, signing.SignatureError) as e:
             print(f"bpfleet programs sign: {e}", file=sys.stderr)
             failed = True
     return 1 if failed else 0
-
-
-def _knob(text: str):
-    name, sep, value = text.partition("=")
-    if not sep or not name:
-        raise ValueError(f"--knob {text!r}: expected NAME=VALUE")
-    low = value.strip().lower()
-    if low in ("true", "false"):
-        return name, low == "true"
-    try:
-        return name, int(value, 0)
-    except ValueError:
-        raise ValueError(f"--knob {text!r}: the value must be an integer or true/false")
 
 
 def run_verify(args) -> int:
@@ -186,7 +174,7 @@ def run_verify(args) -> int:
     result = {"program": args.ref, "kernel": os.uname().release, "ok": False, "error": None,
               "verifier_log": None}
     try:
-        knobs = dict(_knob(k) for k in args.knob)
+        knobs = dict(knob(k) for k in args.knob)
         if args.btf:
             from exporter.libbpf.features import btf_file_error
             if not os.path.isfile(args.btf):

@@ -9,7 +9,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from bpfleet.top.model import View, build_view, format_labels, format_row, hist_header
+from bpfleet.top.interval import format_row, hist_header
+from bpfleet.top.model import View, build_view, format_labels
 from bpfleet.top.scrape import ScrapeError, fetch
 from bpfleet.top.units import human, human_rate
 

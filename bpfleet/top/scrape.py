@@ -9,8 +9,6 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 
-from prometheus_client.parser import text_string_to_metric_families
-
 DEFAULT_URL = "http://127.0.0.1:9436"
 USER_AGENT = "bpfleet-top"
 
@@ -58,6 +56,9 @@ def _float_le(s: str) -> float:
 
 def parse(text: str, mono: float = 0.0, wall: float = 0.0, fetch_seconds: float = 0.0) -> Scrape:
     """Prometheus text exposition -> Scrape. ScrapeError if it is not that format."""
+    # Here, not at the top: `bpfleet top`'s arguments are part of every host's CLI (`bpfleet
+    # exporter`), and a host need not have prometheus_client.
+    from prometheus_client.parser import text_string_to_metric_families
     fams: dict[str, Family] = {}
     try:
         for f in text_string_to_metric_families(text):

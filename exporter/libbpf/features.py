@@ -10,6 +10,7 @@ import functools
 import os
 
 from . import ffi
+from .obj import read_btf_type
 
 _btf_load_vmlinux = ffi._fn("btf__load_vmlinux_btf", C.c_void_p)
 _btf_free = ffi._fn("btf__free", None, C.c_void_p)
@@ -80,11 +81,10 @@ def btf_typedef(name: str) -> bool | None:
 @functools.cache
 def helper_id(name: str) -> int | None:
     """BPF_FUNC_<name>'s number, from the kernel's enum bpf_func_id (None: not in this kernel)."""
-    from .obj import _read_btf_type
     enum_id = _vmlinux().find("bpf_func_id", BTF_KIND_ENUM)
     if enum_id is None:
         return None
-    t = _read_btf_type(_vmlinux().ptr, enum_id)
+    t = read_btf_type(_vmlinux().ptr, enum_id)
     return dict(t.items).get(f"BPF_FUNC_{name}")
 
 

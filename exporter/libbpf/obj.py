@@ -91,7 +91,7 @@ class BpfObject:
         btf = ffi._obj_btf(self._obj)
         if not btf:
             return [None]
-        return [None] + [_read_btf_type(btf, i) for i in range(1, ffi._btf_type_cnt(btf))]
+        return [None] + [read_btf_type(btf, i) for i in range(1, ffi._btf_type_cnt(btf))]
 
     def section_map(self, section: str) -> str | None:
         """libbpf names a data section's map "<object prefix><section>", e.g. "syscalls.rodata"."""
@@ -214,7 +214,7 @@ class BpfObject:
         self.close()
 
 
-def _read_btf_type(btf, type_id: int) -> RawType:
+def read_btf_type(btf, type_id: int) -> RawType:
     ptr = ffi._btf_type_by_id(btf, type_id)
     t = uapi.btf_type.from_address(ptr)
     kind = uapi.BTF_KIND.get((t.info >> 24) & 0x1F, "unknown")

@@ -26,7 +26,7 @@ def artifact(tmp_path):
 
 def test_signed_artifact_resolves_with_its_key(keys, artifact):
     mine, _ = keys
-    signing.sign(artifact.dir, artifact.digest, mine / "release.key")
+    reg.sign(artifact, mine / "release.key")
     got = reg.resolve(artifact.dir.parent.parent, "demo", "1.0.0", [mine / "release.pub"])
     assert got.digest == artifact.digest
 
@@ -47,8 +47,8 @@ def test_refusals_say_why(keys, artifact, case, message):
     mine, other = keys
     registry = artifact.dir.parent.parent
     if case != "unsigned":
-        signing.sign(artifact.dir, artifact.digest, (other if case == "other key" else mine) / "release.key")
-    sig = artifact.dir / signing.SIGNATURE_FILE
+        reg.sign(artifact, (other if case == "other key" else mine) / "release.key")
+    sig = artifact.dir / reg.SIGNATURE
     if case == "garbage signature":
         sig.write_text("not hex at all\n")
     if case == "tampered signature":
@@ -64,9 +64,9 @@ def test_refusals_say_why(keys, artifact, case, message):
 
 def test_signature_is_not_part_of_the_digest(keys, artifact):
     mine, _ = keys
-    signing.sign(artifact.dir, artifact.digest, mine / "release.key")
+    reg.sign(artifact, mine / "release.key")
     index = json.loads((artifact.dir / "index.json").read_text())
-    assert signing.SIGNATURE_FILE not in index["files"]
+    assert reg.SIGNATURE not in index["files"]
     assert reg.resolve(artifact.dir.parent.parent, "demo", "1.0.0").digest == artifact.digest
 
 
@@ -76,4 +76,4 @@ def test_bad_key_files(tmp_path):
     with pytest.raises(signing.SignatureError, match="not a readable PEM"):
         signing.load_public(bad)
     with pytest.raises(signing.SignatureError, match="not a readable PEM"):
-        signing.sign(tmp_path, "00" * 32, bad)
+        signing.sign(tmp_path / reg.SIGNATURE, "00" * 32, bad)

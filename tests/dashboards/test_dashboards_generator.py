@@ -11,7 +11,7 @@ import pytest
 from grafana_foundation_sdk.models import dashboard as dm
 
 from orchestrator.dashboards import (DATASOURCE_UID, KnobView, MetricView, ProgramView, from_plan, generate, overview, program_dashboard, render)
-from orchestrator.dashboards import generator as gen
+from orchestrator.dashboards.panels import program_uid
 from core.manifest import parse as parse_manifest
 from core.binding import bind
 from exporter.libbpf import MapInfo
@@ -337,10 +337,10 @@ def test_dashboards_load_as_sdk_models(view):
 
 
 def test_uids_stable_and_short():
-    assert gen.program_uid("biolatency") == "bpfleet-biolatency"
-    assert gen.program_uid("tcp_conn") == "bpfleet-tcp-conn"
-    long = gen.program_uid("a" * 60)
-    assert len(long) == 40 and long == gen.program_uid("a" * 60) != gen.program_uid("a" * 59 + "b")
+    assert program_uid("biolatency") == "bpfleet-biolatency"
+    assert program_uid("tcp_conn") == "bpfleet-tcp-conn"
+    long = program_uid("a" * 60)
+    assert len(long) == 40 and long == program_uid("a" * 60) != program_uid("a" * 59 + "b")
 
 
 def test_generate_files(view):

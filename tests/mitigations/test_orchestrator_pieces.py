@@ -9,9 +9,9 @@ import pytest
 
 from core import manifest
 from harness import PROGRAMS_DIR
-from bpfleet.commands.fleet_run import UsageError
+from bpfleet.commands.fleet.common import UsageError
 from orchestrator.engine.mitigate import _outcome, host_mitigation, totals
-from bpfleet.commands.mitigate_run import settings_from
+from bpfleet.commands.mitigate import settings_from
 
 
 def _report(state, mode=None, would=0, blocked=0, reason=None):

@@ -15,7 +15,7 @@ from orchestrator import packaging
 from orchestrator.ansible.fleet import observation
 from orchestrator.engine.fleet import Artifact
 from orchestrator.ansible.runner import HostResult, RunResult
-from bpfleet.commands.views import plan
+from bpfleet.commands.fleet.tables import plan
 
 LIBRARY = Path(__file__).resolve().parent.parent.parent / "playbooks" / "library"
 
@@ -131,5 +131,5 @@ def test_health_is_compared_within_a_kernel_build():
 
 @pytest.mark.parametrize("arg", ["1,10%,50%,100%", "100%", "2,5"])
 def test_cli_steps_parse(arg):
-    from bpfleet.commands.fleet import _steps
-    assert _steps(arg) == tuple(arg.split(","))
+    from bpfleet.commands.args import steps
+    assert steps(arg) == tuple(arg.split(","))

@@ -8,10 +8,8 @@ import math
 import pytest
 from rich.console import Console
 
-from bpfleet.top import model
-from bpfleet.top.model import (
-    BucketRow, bar, bucket_rows, build_view, counter_delta, format_labels, format_row, quantile,
-)
+from bpfleet.top.interval import BucketRow, bar, bucket_rows, counter_delta, format_row, hist_header, quantile
+from bpfleet.top.model import build_view, format_labels
 from bpfleet.top.render import render
 from bpfleet.top.scrape import ScrapeError, metrics_url, parse
 from bpfleet.top.units import human, human_rate, unit_of
@@ -337,4 +335,4 @@ def test_metrics_url_refuses(bad):
 def test_format_row_is_bcc_shaped():
     line = format_row(BucketRow(1e-6, 2e-6, "1µs -> 2µs", 125, "*" * 8))
     assert line == "       1µs -> 2µs        : 125      |********" + " " * 32 + "|"
-    assert model.hist_header().endswith(": count     distribution")
+    assert hist_header().endswith(": count     distribution")

@@ -11,7 +11,7 @@ from orchestrator.ansible.runner import RunResult
 from orchestrator.engine.waves import Host, by_kernel, plan_waves
 
 
-def _console() -> Console:
+def console() -> Console:
     c = Console(highlight=False)
     return c if c.is_terminal else Console(highlight=False, width=200)
 
@@ -54,7 +54,7 @@ def plan(artifact: Artifact, run: RunResult, steps: tuple, budget: float | None)
 
 
 def print_plan(p: dict) -> None:
-    c = _console()
+    c = console()
     c.print(f"[bold]plan[/] {p['program']}@{p['version']} sha256:{p['digest']}  (nothing was changed)")
     t = Table("host", "kernel build", "exporter", "running", "note")
     for h in p["hosts"]:
@@ -103,7 +103,7 @@ def print_status(rows: list[dict]) -> None:
         t.add_row(r["host"], r["kernel"] or "?", exp, progs or (r["error"] or "")[:60], cost,
                   "" if r["load_per_cpu"] is None else f"{r['load_per_cpu']:.2f}",
                   "" if r["restarts"] is None else str(r["restarts"]))
-    _console().print(t)
+    console().print(t)
 
 
 # ---- history ----
@@ -123,11 +123,11 @@ def print_history(rollouts: list) -> None:
     for r in rollouts:
         t.add_row(r.id, f"{r.program}@{r.version}", _when(r.started_at), r.started_by, r.state,
                   (r.result or "")[:80])
-    _console().print(t)
+    console().print(t)
 
 
 def print_events(r, events: list[dict]) -> None:
-    c = _console()
+    c = console()
     c.print(f"[bold]{r.id}[/] {r.program}@{r.version} by {r.started_by}: {r.state} ({r.result})")
     for e in events:
         d = {k: v for k, v in e["detail"].items() if k not in ("checks",)}
@@ -155,6 +155,6 @@ def print_install(rows: list[dict], artifacts: str) -> None:
                   "up" if r["exporter"] else "-", "installed" if r["installed_wheelhouse"] else "unchanged",
                   str(len(r["changed"])) if r["changed"] else "-",
                   ", ".join(f"{n}@{v}" for n, v in sorted(r["programs"].items())))
-    c = _console()
+    c = console()
     c.print(t)
     c.print(f"audit trail: {artifacts}")

@@ -1,78 +1,38 @@
-"""`bpfleet plan|rollout|status|rollback|resume|history|fleet`: fleet rollouts from the command
-line, through Ansible (the commands themselves are in bpfleet/commands/fleet_run.py). See docs/orchestrator.md."""
+"""The arguments of the fleet verbs: `bpfleet plan|rollout|status|rollback|resume|history`
+and `bpfleet fleet install` (their commands: run.py)."""
 from __future__ import annotations
 
 import argparse
 
-EXIT_USAGE = 2
-
-
-def _count(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {s!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0: {s!r}")
-    return v
-
-
-def _seconds(s: str) -> float:
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {s!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0: {s!r}")
-    return v
-
-
-def _steps(s: str) -> tuple:
-    from orchestrator.engine.waves import parse_step
-    steps = tuple(x.strip() for x in s.split(",") if x.strip())
-    try:
-        for x in steps:
-            parse_step(x, 100)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-    if not steps:
-        raise argparse.ArgumentTypeError("give at least one step, e.g. 1,10%,50%,100%")
-    return steps
-
-
-def _ref(s: str) -> tuple[str, str]:
-    name, at, version = s.partition("@")
-    if not name or not at or not version:
-        raise argparse.ArgumentTypeError(f"{s!r}: expected NAME@VERSION (e.g. syscalls@1.1.0)")
-    return name, version
+from bpfleet.commands.args import count, ref, seconds, steps
+from bpfleet.commands.fleet import run
+from bpfleet.commands.fleet.common import default_journal
 
 
 def add_parser(sub, registry_arg) -> None:
-    from bpfleet.commands import fleet_run as cli
-
     def common(p, inventory: bool = True, json_help: str = "print JSON instead of a table"):
         if inventory:
             p.add_argument("-i", "--inventory", required=True, help="Ansible inventory")
             p.add_argument("-l", "--limit", default="all", metavar="PATTERN",
                            help="only hosts matching this Ansible host pattern (default all)")
-            p.add_argument("--forks", type=_count, default=10, help="parallel hosts per Ansible run "
+            p.add_argument("--forks", type=count, default=10, help="parallel hosts per Ansible run "
                            "(default %(default)s)")
         p.add_argument("--journal", help="rollout journal (SQLite; default $BPFLEET_JOURNAL, "
-                       f"{cli.default_journal()})")
+                       f"{default_journal()})")
         p.add_argument("--json", action="store_true", help=json_help)
 
     p = sub.add_parser("plan", help="what a rollout would do, per host (changes nothing)",
                        description="Collect each host's kernel build, BTF and running version (facts "
                        "only), group hosts by kernel build, name the preflight host of each build and "
                        "the waves. Nothing on any host changes.")
-    p.add_argument("ref", type=_ref, metavar="NAME@VERSION")
+    p.add_argument("ref", type=ref, metavar="NAME@VERSION")
     common(p)
-    p.add_argument("--steps", type=_steps, default=None, help="cumulative wave sizes after the canary "
+    p.add_argument("--steps", type=steps, default=None, help="cumulative wave sizes after the canary "
                    "(default 1,10%%,50%%,100%%)")
     p.add_argument("--trusted-key", action="append", default=[], metavar="PUBKEY",
                    help="require the artifact to be signed by this ed25519 public key")
     registry_arg(p)
-    p.set_defaults(run=cli.run_plan)
+    p.set_defaults(run=run.run_plan)
 
     p = sub.add_parser("rollout", help="roll NAME@VERSION out: preflight, canary, gated waves, rollback",
                        description="Preflight (load without attaching) on one host of every kernel build, "
@@ -80,13 +40,13 @@ def add_parser(sub, registry_arg) -> None:
                        "(attached, no errors, cost within budget, exporter healthy, host health vs baseline). "
                        "A failed gate or too many failed hosts rolls every touched host back, newest first. "
                        "Exit 0 succeeded, 1 failed, 3 rolled back, 4 needs attention (paused), 2 usage.")
-    p.add_argument("ref", type=_ref, metavar="NAME@VERSION")
+    p.add_argument("ref", type=ref, metavar="NAME@VERSION")
     common(p, json_help="one JSON line per event on stdout, a result line last (for CI)")
-    p.add_argument("--steps", type=_steps, default=None, help="cumulative wave sizes after the canary "
+    p.add_argument("--steps", type=steps, default=None, help="cumulative wave sizes after the canary "
                    "(default 1,10%%,50%%,100%%)")
-    p.add_argument("--bake", type=_seconds, default=30.0, metavar="SECONDS",
+    p.add_argument("--bake", type=seconds, default=30.0, metavar="SECONDS",
                    help="wait after each wave before judging it (default %(default)s)")
-    p.add_argument("--max-failures", type=_count, default=0, metavar="N",
+    p.add_argument("--max-failures", type=count, default=0, metavar="N",
                    help="hosts that may fail over the whole rollout; unreachable ones count (default 0)")
     p.add_argument("--incompatible", choices=("fail", "skip"), default="fail",
                    help="a kernel build that can't load the version: fail the rollout, or skip its hosts")
@@ -101,13 +61,13 @@ def add_parser(sub, registry_arg) -> None:
     p.add_argument("--no-canary", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--verbose", action="store_true", help="with --json: Ansible task events too")
     registry_arg(p)
-    p.set_defaults(run=cli.run_rollout)
+    p.set_defaults(run=run.run_rollout)
 
     p = sub.add_parser("status", help="fleet table: host, kernel, exporter, program versions, health",
                        description="Ask every host (facts only, nothing changes). Exit 0 when every "
                        "exporter answers, 1 otherwise.")
     common(p)
-    p.set_defaults(run=cli.run_status)
+    p.set_defaults(run=run.run_status)
 
     for name, what in (("rollback", "roll a rollout back: every touched host to its previous version"),
                        ("resume", "continue an interrupted or paused rollout from the journal")):
@@ -116,15 +76,15 @@ def add_parser(sub, registry_arg) -> None:
         p.add_argument("rollout_id", metavar="ROLLOUT_ID")
         common(p, inventory=False, json_help="one JSON line per event, a result line last")
         p.add_argument("-i", "--inventory", help="inventory (default: the one the rollout used)")
-        p.add_argument("--forks", type=_count, default=10, help="parallel hosts per Ansible run")
+        p.add_argument("--forks", type=count, default=10, help="parallel hosts per Ansible run")
         p.add_argument("--verbose", action="store_true", help="with --json: Ansible task events too")
-        p.set_defaults(run=cli.run_rollback if name == "rollback" else cli.run_resume)
+        p.set_defaults(run=run.run_rollback if name == "rollback" else run.run_resume)
 
     p = sub.add_parser("history", help="past rollouts: what, when, by whom, result")
     common(p, inventory=False)
     p.add_argument("rollout_id", nargs="?", metavar="ROLLOUT_ID", help="one rollout's events")
-    p.add_argument("-n", type=_count, default=20, help="how many (default %(default)s)")
-    p.set_defaults(run=cli.run_history)
+    p.add_argument("-n", type=count, default=20, help="how many (default %(default)s)")
+    p.set_defaults(run=run.run_history)
 
     f = sub.add_parser("fleet", help="install and configure exporters on hosts",
                        description="Fleet set-up through the playbooks in playbooks/.")
@@ -136,7 +96,7 @@ def add_parser(sub, registry_arg) -> None:
                         "under systemd where it runs). Programs given with --program are staged and loaded "
                         "where the config has none yet. Idempotent; --check changes nothing.")
     common(p)
-    p.add_argument("--program", action="append", default=[], type=_ref, metavar="NAME@VERSION",
+    p.add_argument("--program", action="append", default=[], type=ref, metavar="NAME@VERSION",
                    help="an initial program; repeatable")
     p.add_argument("--knob", action="append", default=[], metavar="NAME=VALUE",
                    help="knob value for the initial programs; repeatable")
@@ -147,4 +107,4 @@ def add_parser(sub, registry_arg) -> None:
     p.add_argument("--otlp", action="store_true", help="also install the OpenTelemetry SDK (for [otlp])")
     p.add_argument("--check", action="store_true", help="check mode: report what would change")
     registry_arg(p)
-    p.set_defaults(run=cli.run_install)
+    p.set_defaults(run=run.run_install)
