@@ -14,7 +14,7 @@ import time
 
 from core.problems import ProblemsError
 from exporter import config as config_mod
-from exporter import btf_source, libbpf, privileges, selfmetrics
+from exporter import btf_source, kallsyms, libbpf, privileges, selfmetrics
 from exporter.exposition import proto as exposition_proto
 from exporter.otlp import settings as otlp_settings
 from exporter.admin import make_admin_server
@@ -223,6 +223,7 @@ def run_exporter(args) -> int:
         return 2
     prepare_kernel_filesystems()
     clean_stale_pins(cfg.pin_root)
+    kallsyms.install()   # ksym labels from /proc/kallsyms, read when first needed
     stats_fd, stats_note = start_bpf_stats()
     exporter = Exporter(cfg, registry)
     exporter.breaker.stats_note = stats_note
@@ -280,8 +281,7 @@ def drop_privileges(exporter: Exporter) -> dict | None:
         types |= {"xdp", "cgroup_device"}
     if any(lp.decoder == "ksym" for p in exporter.supervisor.running()
            for mp in p.plan.metrics for lp in mp.labels):
-        from core.decoders.kernel import kernel_symbol
-        kernel_symbol(0)   # read /proc/kallsyms while we may (CAP_SYSLOG): after, addresses read as 0
+        kallsyms.SYMBOLS.load()   # read /proc/kallsyms while we may (CAP_SYSLOG): after, addresses read as 0
     try:
         result = privileges.drop(privileges.keep_for(types))
     except OSError as e:
