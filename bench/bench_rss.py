@@ -67,6 +67,20 @@ def cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])   # utime, stime (fields 14 and 15 of stat)
 
 
+def thread_ticks(pid: int) -> dict[str, int]:
+    """thread id -> utime + stime ticks (Python 3.11 does not name its threads for the OS)."""
+    ticks: dict[str, int] = defaultdict(int)
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                text = f.read()
+        except OSError:
+            continue
+        fields = text.rsplit(")", 1)[1].split()
+        ticks[tid] += int(fields[11]) + int(fields[12])
+    return ticks
+
+
 def smaps_breakdown(pid: int) -> dict[str, tuple[int, int]]:
     """mapping name -> (Rss kB, Pss kB), summed over its mappings; anonymous ones by kind."""
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
@@ -162,15 +176,20 @@ def measure(pid: int, base: str, args) -> int:
         time.sleep(0.1)
     rss, pss, hwm = status_kb(pid, "VmRSS"), rollup_kb(pid, "Pss"), status_kb(pid, "VmHWM")
     hz = os.sysconf("SC_CLK_TCK")
-    t0, c0 = time.monotonic(), cpu_ticks(pid)
+    t0, c0, threads0 = time.monotonic(), cpu_ticks(pid), thread_ticks(pid)
     time.sleep(args.idle_seconds)
-    idle = 100.0 * (cpu_ticks(pid) - c0) / hz / (time.monotonic() - t0)
+    elapsed = time.monotonic() - t0
+    idle = 100.0 * (cpu_ticks(pid) - c0) / hz / elapsed
+    per_thread = {n: 100.0 * (t - threads0.get(n, 0)) / hz / elapsed
+                  for n, t in thread_ticks(pid).items()}
     rss_idle = status_kb(pid, "VmRSS")
     print(f"{'start (attached, unscraped)':32} VmRSS {rss_start / 1024:6.1f} MB")
     print(f"{f'after {args.scrapes} scrapes':32} VmRSS {rss / 1024:6.1f} MB   PSS {pss / 1024:6.1f} MB   "
           f"peak (VmHWM) {hwm / 1024:6.1f} MB   body {sizes[-1]} bytes")
     print(f"{f'after {args.idle_seconds:.0f} s idle':32} VmRSS {rss_idle / 1024:6.1f} MB   "
           f"idle CPU {idle:.3f} % of a core")
+    print("idle CPU by thread id: " + ", ".join(f"{n} {p:.3f} %" for n, p in
+                                             sorted(per_thread.items(), key=lambda kv: -kv[1])))
     maps = smaps_breakdown(pid)
     heavy = sorted(n for n in maps if any(h in n for h in HEAVY))
     print(f"libbcc/libLLVM/libclang mapped: {', '.join(heavy) if heavy else 'none'}")
