@@ -42,6 +42,7 @@ from bench._common import BPFFS, ROOT, machine  # noqa: E402
 BPFLEET = ROOT / ".venv" / "bin" / "bpfleet"
 HEAVY = ("libbcc", "libLLVM", "libclang")
 GOAL_MB = 45.0
+EXTRA_ENV: dict[str, str] = {}
 GOAL_IDLE_PERCENT = 0.3
 
 
@@ -107,7 +108,7 @@ def start_exporter(workdir: Path, registry: Path, programs: list[str]) -> tuple[
                       + "".join(f"[programs.{n}]\n" for n in programs))
     proc = subprocess.Popen([str(BPFLEET), "exporter", "--config", str(config), "--registry", str(registry)],
                             stdout=subprocess.PIPE, stderr=open(workdir / "stderr", "w"), cwd=ROOT,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1", BPFLEET_LOG="WARNING"))
+                            env=dict(os.environ, PYTHONUNBUFFERED="1", BPFLEET_LOG="WARNING", **EXTRA_ENV))
     end, buf = time.monotonic() + 60, b""
     while time.monotonic() < end and proc.poll() is None:
         if select.select([proc.stdout], [], [], 0.2)[0]:
