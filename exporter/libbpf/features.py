@@ -62,6 +62,11 @@ def release_kernel_btf() -> None:
         _vmlinux.cache_clear()
 
 
+def kernel_btf_held() -> bool:
+    """Is the parsed kernel BTF held right now (between a probe and release_kernel_btf())?"""
+    return bool(_vmlinux.cache_info().currsize)
+
+
 @functools.cache
 def kernel_btf() -> bool:
     """Does the running kernel describe itself in BTF (what libbpf finds: /sys/kernel/btf/vmlinux)?"""
