@@ -60,6 +60,7 @@ def release_kernel_btf() -> None:
         if _vmlinux().ptr:
             _btf_free(_vmlinux().ptr)
         _vmlinux.cache_clear()
+        ffi.release_freed_memory()
 
 
 def kernel_btf_held() -> bool:
