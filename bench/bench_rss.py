@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -166,7 +167,7 @@ def main() -> int:
                 proc.kill()
             if os.path.exists(pin_root):
                 print(f"# pin root {pin_root} was left behind: removed")
-                subprocess.run(["rm", "-rf", pin_root])
+                shutil.rmtree(pin_root, ignore_errors=True)
 
 
 def measure(pid: int, base: str, args) -> int:
