@@ -127,15 +127,16 @@ def get(url: str) -> bytes:
 
 def import_costs(top: int) -> list[tuple[int, str]]:
     """`python -X importtime` of what `bpfleet exporter` imports before it serves: (µs, module)
-    of the top-level imports, cumulative."""
-    code = "import bpfleet.cli, exporter.daemon"
+    of the top-level imports and the ones they make directly, cumulative."""
+    code = "import bpfleet.cli; bpfleet.cli.parser(only_exporter=True); import exporter.daemon"
     r = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-X", "importtime", "-c", code],
                        capture_output=True, text=True, cwd=ROOT)
     rows = []
     for line in r.stderr.splitlines():
         parts = line.split("|")
-        if len(parts) == 3 and parts[1].strip().isdigit() and not parts[2].startswith("  "):
-            rows.append((int(parts[1]), parts[2].strip()))
+        name = parts[2] if len(parts) == 3 else ""
+        if parts[1:2] and parts[1].strip().isdigit() and len(name) - len(name.lstrip()) <= 3:
+            rows.append((int(parts[1]), name.rstrip()))
     return sorted(rows, reverse=True)[:top]
 
 
