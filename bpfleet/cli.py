@@ -13,17 +13,24 @@ def registry_arg(p: argparse.ArgumentParser) -> None:
                    help="program registry directory (default: $BPFLEET_REGISTRY or %(default)s)")
 
 
-def parser() -> argparse.ArgumentParser:
-    from bpfleet.commands import dashboards, programs
-    from bpfleet.commands import top
-    from bpfleet.commands import lab
-    from bpfleet.commands import fleet, mitigate
+def parser(only_exporter: bool = False) -> argparse.ArgumentParser:
+    """The whole CLI; with only_exporter, just `bpfleet exporter`: the long-running daemon then
+    does not import what the other commands need to build their parsers (the orchestrator's
+    SQLite journal, prometheus_client, the dashboard generator: ~4 MB of RSS kept for the
+    daemon's life, bench/bench_rss.py)."""
     from bpfleet.commands import exporter as exporter_main
 
     p = argparse.ArgumentParser(
         prog="bpfleet",
         description="Fleet-wide eBPF observability exporter and kernel hotpatch orchestrator.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    if only_exporter:
+        exporter_main.add_parser(sub, registry_arg)
+        return p
+    from bpfleet.commands import dashboards, programs
+    from bpfleet.commands import top
+    from bpfleet.commands import lab
+    from bpfleet.commands import fleet, mitigate
     programs.add_parser(sub, registry_arg)
     dashboards.add_parser(sub, registry_arg)
     exporter_main.add_parser(sub, registry_arg)
@@ -35,7 +42,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser(only_exporter=argv[:1] == ["exporter"]).parse_args(argv)
     try:
         return args.run(args) or 0
     except KeyboardInterrupt:

@@ -9,6 +9,7 @@ are then read and exported by exactly the code that reads CO-RE maps."""
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import os
 
 from core.ctypes_layout import Records
@@ -30,11 +31,11 @@ ATTACH = {"kprobe": ("attach_kprobe", "event", "detach_kprobe"),
 
 def not_applicable_reason(release: str | None = None) -> str | None:
     """Why bcc-source programs cannot run here, or None when they can."""
+    # Looked up, not imported: importing bcc maps libbcc, LLVM and clang (~60 MB) into the
+    # exporter, which only a bcc-source program that will really compile may cost.
+    if importlib.util.find_spec("bcc") is None:
+        return "bcc is not installed (python3-bpfcc)"
     release = release or os.uname().release
-    try:
-        import bcc  # noqa: F401
-    except ImportError as e:
-        return f"bcc is not installed (python3-bpfcc: {e})"
     if os.environ.get("BCC_KERNEL_SOURCE") and os.path.isdir(os.environ["BCC_KERNEL_SOURCE"]):
         return None
     dirs = [d.format(release=release) for d in HEADER_DIRS]

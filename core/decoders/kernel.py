@@ -1,47 +1,36 @@
 """Decoders backed by kernel knowledge: syscall, errno, ksym.
 
-bcc is imported lazily: importing it loads libbcc, which a process that never
-decodes these labels should not pay for, and tests must run without it."""
+Syscall names come from the generated per-architecture tables (syscalls_<arch>.py, made by
+scripts/gen_syscalls.py); kernel symbols from a SymbolTable that the exporter hands in with
+use_symbols() (exporter/kallsyms.py reads /proc/kallsyms). Nothing here loads a library or
+reads a file: a lookup table is not worth mapping libbcc and LLVM into the exporter."""
 from __future__ import annotations
 
+import bisect
 import errno
 import functools
-from collections.abc import Mapping
+import importlib
+import os
+from collections.abc import Mapping, Sequence
+from typing import Callable
 
 from .base import FieldKind, FunctionDecoder, expect_integer, unsigned
 
+# os.uname().machine -> the suffix of the generated table.
+ARCHES = {"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
+
 
 @functools.cache
-def _bcc_syscall_name():
-    try:
-        from bcc.syscall import syscall_name
-    except Exception:  # bcc missing, or its import-time ausyscall probe failed
-        return None
-    return syscall_name
-
-
-# x86_64 syscalls newer than the table in Debian 12's bcc (0.26), from the kernel's
-# arch/x86/entry/syscalls/syscall_64.tbl.
-NEWER_SYSCALLS = {
-    434: "pidfd_open", 435: "clone3", 436: "close_range", 437: "openat2", 438: "pidfd_getfd",
-    439: "faccessat2", 440: "process_madvise", 441: "epoll_pwait2", 442: "mount_setattr",
-    443: "quotactl_fd", 444: "landlock_create_ruleset", 445: "landlock_add_rule",
-    446: "landlock_restrict_self", 447: "memfd_secret", 448: "process_mrelease", 449: "futex_waitv",
-    450: "set_mempolicy_home_node", 451: "cachestat", 452: "fchmodat2", 453: "map_shadow_stack",
-    454: "futex_wake", 455: "futex_wait", 456: "futex_requeue", 457: "statmount", 458: "listmount",
-    459: "lsm_get_self_attr", 460: "lsm_set_self_attr", 461: "lsm_list_modules", 462: "mseal",
-    463: "setxattrat", 464: "getxattrat", 465: "listxattrat", 466: "removexattrat",
-    467: "open_tree_attr",
-}
+def syscall_table(machine: str | None = None) -> Mapping[int, str]:
+    """Number -> name for this machine's architecture (empty for one without a table)."""
+    arch = ARCHES.get(machine or os.uname().machine)
+    if arch is None:
+        return {}
+    return importlib.import_module(f"{__package__}.syscalls_{arch}").SYSCALLS
 
 
 def decode_syscall(value: int, field: FieldKind, options: Mapping) -> str:
-    lookup = _bcc_syscall_name()
-    name = lookup(value) if lookup else None
-    # bcc answers b"[unknown: N]" rather than failing.
-    if not name or name.startswith(b"["):
-        return NEWER_SYSCALLS.get(value, f"syscall_{value}")
-    return name.decode("ascii", "replace")
+    return syscall_table().get(value) or f"syscall_{value}"
 
 
 def decode_errno(value: int, field: FieldKind, options: Mapping) -> str:
@@ -49,22 +38,40 @@ def decode_errno(value: int, field: FieldKind, options: Mapping) -> str:
     return errno.errorcode.get(abs(value), str(value))
 
 
-@functools.cache
-def _bcc_ksym():
-    try:
-        from bcc import BPF
-    except Exception:
-        return None
-    return BPF.ksym
+class SymbolTable:
+    """Kernel symbols by start address: lookup(address) names the symbol whose code or data
+    holds it, the nearest start at or below (as bcc's ksym and perf do). Names are kept in
+    one bytes blob with offsets, not 100k+ str objects: ~14 bytes a symbol instead of ~90."""
+
+    def __init__(self, addresses: Sequence[int], names: bytes, offsets: Sequence[int]):
+        self.addresses = addresses   # sorted ascending
+        self.names = names           # the names, back to back
+        self.offsets = offsets       # names[offsets[i]:offsets[i + 1]] is symbol i's name
+
+    def __len__(self) -> int:
+        return len(self.addresses)
+
+    def lookup(self, address: int) -> str | None:
+        i = bisect.bisect_right(self.addresses, address) - 1
+        if i < 0:
+            return None
+        return self.names[self.offsets[i]:self.offsets[i + 1]].decode("ascii", "replace")
 
 
-@functools.lru_cache(maxsize=4096)
+SymbolLookup = Callable[[int], "str | None"]
+_symbols: SymbolLookup | None = None
+
+
+def use_symbols(lookup: SymbolLookup | None) -> None:
+    """Where ksym labels come from (exporter/kallsyms.py installs its table); None: none, every
+    address decodes as hex."""
+    global _symbols
+    _symbols = lookup
+
+
 def kernel_symbol(address: int) -> str:
-    lookup = _bcc_ksym()
-    name = lookup(address) if lookup else None
-    if not name or name.startswith(b"["):  # b"[unknown]"
-        return hex(address)
-    return name.decode("ascii", "replace")
+    name = _symbols(address) if _symbols is not None else None
+    return name or hex(address)
 
 
 def decode_ksym(value: int, field: FieldKind, options: Mapping) -> str:

@@ -54,6 +54,22 @@ def _vmlinux() -> _VmlinuxBtf:
     return _VmlinuxBtf()
 
 
+def release_kernel_btf() -> None:
+    """Free the parsed kernel BTF (~6 MB) until a probe needs it again: a batch of probes
+    shares one parse (~55 ms), the exporter does not keep it while it serves."""
+    if _vmlinux.cache_info().currsize:
+        if _vmlinux().ptr:
+            _btf_free(_vmlinux().ptr)
+        _vmlinux.cache_clear()
+        ffi.release_freed_memory()
+
+
+def kernel_btf_held() -> bool:
+    """Is the parsed kernel BTF held right now (between a probe and release_kernel_btf())?"""
+    return bool(_vmlinux.cache_info().currsize)
+
+
+@functools.cache
 def kernel_btf() -> bool:
     """Does the running kernel describe itself in BTF (what libbpf finds: /sys/kernel/btf/vmlinux)?"""
     return bool(_vmlinux().ptr)
@@ -69,11 +85,13 @@ def btf_file_error(path: str) -> str | None:
     return "; ".join(l.removeprefix("libbpf: ") for l in lines[-2:]) or "libbpf cannot parse it as BTF"
 
 
+@functools.cache
 def btf_func(name: str) -> bool | None:
     """Is `name` a function in the kernel's BTF (a fentry/fexit target)? None: no kernel BTF."""
     return None if not kernel_btf() else _vmlinux().find(name, BTF_KIND_FUNC) is not None
 
 
+@functools.cache
 def btf_typedef(name: str) -> bool | None:
     return None if not kernel_btf() else _vmlinux().find(name, BTF_KIND_TYPEDEF) is not None
 

@@ -124,6 +124,7 @@ class BpfObject:
         # libbpf asks the kernel for a log only when a load fails: a filled buffer names the culprit.
         failed = [(n, b.value.decode(errors="replace")) for n, b in self._log_bufs.items() if b.value]
         self._log_bufs.clear()  # 1 MiB each; not needed after load
+        ffi.release_freed_memory()   # the kernel BTF libbpf parsed for CO-RE, and those buffers
         # Refusals without a verifier log (EPERM for fentry or lsm, say) are named in libbpf's messages.
         failed += [(m.group(1), "") for line in lines
                    if (m := re.search(r"prog '(\w+)': BPF program load failed", line)) and m.group(1) in self._progs]

@@ -26,7 +26,7 @@ def with_variants(m: Manifest, forced: str | None, forced_by: str, attempt, open
         obj, plan = open_variant(v)
         progs = [(p.name, p.section, p.type) for p in obj.programs()]
         why = variants_mod.unavailable_reason(
-            [probe.find(r) for r in variants_mod.requirements(v, m.variants, progs)])
+            probe.find_all(variants_mod.requirements(v, m.variants, progs)))
         if why:
             obj.close()
             tried.append(V(v.name, variants_mod.UNAVAILABLE, why))

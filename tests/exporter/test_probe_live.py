@@ -43,6 +43,19 @@ def test_what_it_lacks_says_why(req, words):
     assert not f.ok and words in f.reason, f
 
 
+def test_find_all_answers_as_find_and_keeps_no_kernel_btf():
+    """One variant's requirements at once: the same answers, and the parsed kernel BTF (~6 MB)
+    is not kept after (bench/bench_rss.py)."""
+    from exporter.libbpf import features
+    reqs = [R("btf_tracepoint", target="sched_switch"), R("ksym", target="tcp_set_state"),
+            R("ksym", target="no_such_function_x"), R("trampoline", "fentry", "tcp_set_state"),
+            R("btf_tracepoint", target="no_such_tp")]
+    together = probe.find_all(reqs)
+    assert not features.kernel_btf_held()
+    assert together == [probe.find(r) for r in reqs]
+    assert [f.ok for f in together[:3]] == [True, True, False] and not together[4].ok
+
+
 def _libc() -> str:
     with open("/proc/self/maps") as f:
         return next(l.split()[-1] for l in f if "/libc.so" in l or "/libc-" in l)
