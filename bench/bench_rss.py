@@ -128,7 +128,7 @@ def get(url: str) -> bytes:
 def import_costs(top: int) -> list[tuple[int, str]]:
     """`python -X importtime` of what `bpfleet exporter` imports before it serves: (µs, module)
     of the top-level imports and the ones they make directly, cumulative."""
-    code = "import bpfleet.cli; bpfleet.cli.parser(only_exporter=True); import exporter.daemon"
+    code = "import bpfleet.cli; bpfleet.cli.parser(only_exporter=True); import exporter.daemon.process"
     r = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-X", "importtime", "-c", code],
                        capture_output=True, text=True, cwd=ROOT)
     rows = []

@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 
-from exporter import libbpf, privileges
+from exporter import kallsyms, libbpf, privileges
 
 log = logging.getLogger("bpfleet.exporter")
 
@@ -68,8 +68,7 @@ def drop_privileges(running: list, accept_mitigations: bool) -> dict | None:
         # can be applied through the admin API without a restart (docs/security.md).
         types |= {"xdp", "cgroup_device"}
     if any(lp.decoder == "ksym" for p in running for mp in p.plan.metrics for lp in mp.labels):
-        from core.decoders.kernel import kernel_symbol
-        kernel_symbol(0)   # read /proc/kallsyms while we may (CAP_SYSLOG): after, addresses read as 0
+        kallsyms.SYMBOLS.load()   # read /proc/kallsyms while we may (CAP_SYSLOG): after, addresses read as 0
     try:
         result = privileges.drop(privileges.keep_for(types))
     except OSError as e:
