@@ -90,8 +90,8 @@ static __always_inline int bpfleet_active(void)
  * value) loses a count on every such race: a fresh key is hit at once on several CPUs exactly
  * when something new starts. Values are added to atomically: a shared value is written by every
  * CPU, and even a per-CPU value is shared by every program of the object on that CPU, where one
- * can interrupt another (a softirq in the middle of a task's event; trampoline programs such as
- * fentry and lsm run with only migration disabled, so a preempting task can run one too).
+ * can interrupt another: a softirq in the middle of a task's event, or, since trampoline
+ * programs (fentry, lsm) run with only migration disabled, a task that preempts one.
  * After libbpf-tools' bpf_map_lookup_or_try_init and ebpf_exporter's increment_map.
  */
 #define BPFLEET_ENOENT	2	/* errno values: vmlinux.h has types only */
