@@ -46,7 +46,7 @@ def test_ttl_expiry_past_expiry_and_fixed_kernel_retire_it(veth, start_exporter,
 
     e = start_exporter(_table(veth, version=f'"{base}"', ttl='"3s"'), registry=registry)
     st = _state(e)
-    assert st["state"] == "enforce" and veth.xdp_attached()
+    assert st["state"] == "enforce" and veth.xdp_attached(), st
     assert veth.send({veth.DENIED_SRC: 2}) == {veth.DENIED_SRC: 0}
     expiry = e.metrics().value("bpfleet_mitigation_expiry_timestamp_seconds", mitigation="xdp_denylist")
     assert abs(expiry - st["expires_at"]) < 1e-3
