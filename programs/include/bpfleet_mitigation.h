@@ -4,10 +4,12 @@
  * mode, decisions and events maps, the action label, the first members of every event, and
  * bpfleet_decide(), which counts a decision, reports it and says whether to block.
  *
- * Include after vmlinux.h, bpf_helpers.h and bpfleet.h, and before the program's own header. That header declares the action enum with BPFLEET_ACTION_ENUM(), `struct
- * decision_key` (the decisions map's key: `action`, `reason` and whatever else labels a
- * decision) and the event, which starts with BPFLEET_EVENT_HEADER() or
- * BPFLEET_TASK_EVENT_HEADER(). Before the include a program may size the maps:
+ * Include after vmlinux.h, bpf_helpers.h and bpfleet.h, and before the program's own header.
+ * That header declares the action enum with BPFLEET_ACTION_ENUM(), `struct decision_key` (the
+ * decisions map's key: `action`, `reason` and whatever else labels a decision; the map below
+ * names it before it is complete, which C allows and BTF does not see) and the event, which
+ * starts with BPFLEET_EVENT_HEADER() or BPFLEET_TASK_EVENT_HEADER(). Before the include a
+ * program may size the maps:
  *   BPFLEET_DECISIONS_MAX   entries of the decisions map (default 8)
  *   BPFLEET_EVENTS_BYTES    bytes of the events ring buffer (default 64 KiB)
  */
