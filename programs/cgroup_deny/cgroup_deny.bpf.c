@@ -8,6 +8,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include "bpfleet.h"
+#include "bpfleet_mitigation.h"
 #include "cgroup_deny.h"
 
 struct {
@@ -24,55 +25,17 @@ struct {
 	__type(value, __u64);
 } deny_sysctls SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u32);
-} mode SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 8);
-	__type(key, struct decision_key);
-	__type(value, __u64);
-} decisions SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 64 * 1024);
-} events SEC(".maps");
-
-__u64 events_dropped = 0;
 const struct cgroup_deny_event *const cgroup_deny_event_btf = 0;
 
-/* Count the decision, report it; -> 1 to allow, 0 to refuse (EPERM). */
+/* Count the match and the decision, report it; -> 1 to allow, 0 to refuse (EPERM). */
 static __always_inline int decide(__u64 *hits, enum cgroup_deny_reason reason, struct cgroup_deny_event *e)
 {
-	__u32 zero = 0, *m = bpf_map_lookup_elem(&mode, &zero);
-	struct decision_key key = { .reason = reason };
-	__u64 one = 1, *count;
+	struct decision_key key = { .action = bpfleet_action(), .reason = reason };
 
-	key.action = m && *m == CGROUP_DENY_ENFORCE ? blocked : would_block;
 	__sync_fetch_and_add(hits, 1);
-	count = bpf_map_lookup_elem(&decisions, &key);
-	if (count)
-		*count += 1;
-	else
-		bpf_map_update_elem(&decisions, &key, &one, BPF_NOEXIST);
-	if (e) {
-		e->ts_ns = bpf_ktime_get_ns();
-		e->cgroup_id = bpf_get_current_cgroup_id();
-		e->pid = bpf_get_current_pid_tgid() >> 32;
-		e->uid = (__u32)bpf_get_current_uid_gid();
-		bpf_get_current_comm(e->comm, sizeof(e->comm));
-		e->action = key.action;
+	if (e)
 		e->reason = reason;
-		bpf_ringbuf_submit(e, 0);
-	} else {
-		__sync_fetch_and_add(&events_dropped, 1);
-	}
-	return key.action == blocked ? 0 : 1;
+	return !bpfleet_decide(&key, key.action, e);
 }
 
 SEC("cgroup/dev")

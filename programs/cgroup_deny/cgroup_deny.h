@@ -2,7 +2,6 @@
 #ifndef __CGROUP_DENY_H
 #define __CGROUP_DENY_H
 
-#define CGROUP_DENY_COMM_LEN	16
 #define CGROUP_DENY_SYSCTL_LEN	64
 #define CGROUP_DENY_ANY		0xffffffff	/* "*" in a device entry */
 
@@ -17,9 +16,8 @@ struct sysctl_key {
 	char name[CGROUP_DENY_SYSCTL_LEN];
 };
 
-enum cgroup_deny_mode { CGROUP_DENY_MONITOR = 0, CGROUP_DENY_ENFORCE = 1 };
 /* Label values of cgroup_deny_decisions_total: the enumerator names are the values. */
-enum cgroup_deny_action { would_block = 0, blocked = 1 };
+BPFLEET_ACTION_ENUM(cgroup_deny_action);
 enum cgroup_deny_reason { denied_device = 0, denied_sysctl_write = 1 };
 
 struct decision_key {
@@ -29,12 +27,7 @@ struct decision_key {
 
 /* One ring-buffer record per decision. */
 struct cgroup_deny_event {
-	__u64 ts_ns;
-	__u64 cgroup_id;
-	__u32 pid;
-	__u32 uid;
-	char comm[CGROUP_DENY_COMM_LEN];
-	enum cgroup_deny_action action;
+	BPFLEET_TASK_EVENT_HEADER(enum cgroup_deny_action);
 	enum cgroup_deny_reason reason;
 	__u32 dev_type;			/* devices: 2 char, 1 block */
 	__u32 dev_major;

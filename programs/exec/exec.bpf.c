@@ -38,7 +38,6 @@ int sched_process_exec(struct trace_event_raw_sched_process_exec *ctx)
 	struct task_struct *task;
 	struct exec_event *e;
 	struct exec_key key;
-	__u64 one = 1, *count;
 	unsigned int fname_off;
 
 	BPFLEET_GATE();
@@ -47,15 +46,7 @@ int sched_process_exec(struct trace_event_raw_sched_process_exec *ctx)
 	bpf_get_current_comm(key.comm, sizeof(key.comm));
 
 	/* Exec rates are low; a shared counter with atomics is cheaper than per-CPU values here. */
-	count = bpf_map_lookup_elem(&exec_counts, &key);
-	if (count)
-		__sync_fetch_and_add(count, 1);
-	else if (bpf_map_update_elem(&exec_counts, &key, &one, BPF_NOEXIST)) {
-		/* Another CPU created the entry meanwhile. */
-		count = bpf_map_lookup_elem(&exec_counts, &key);
-		if (count)
-			__sync_fetch_and_add(count, 1);
-	}
+	bpfleet_map_increment(&exec_counts, &key, 1);
 
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {

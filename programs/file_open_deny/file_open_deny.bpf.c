@@ -9,6 +9,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include "bpfleet.h"
+#define BPFLEET_EVENTS_BYTES	(128 * 1024)	/* two paths per record */
 #include "bpfleet_mitigation.h"
 #include "file_open_deny.h"
 
@@ -28,20 +29,6 @@ struct {
 	__type(value, __u64);
 } allow_exe SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u32);
-} mode SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 8);
-	__type(key, struct decision_key);
-	__type(value, __u64);
-} decisions SEC(".maps");
-
 /* [0]: the opened path, [1]: the executable, [2]: bpfleet_path_key()'s tmp; too big for the stack. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -50,22 +37,16 @@ struct {
 	__type(value, struct bpfleet_path);
 } scratch SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 128 * 1024);
-} events SEC(".maps");
-
-__u64 events_dropped = 0;
 const struct file_open_deny_event *const file_open_deny_event_btf = 0;
 
 SEC("lsm/file_open")
 int BPF_PROG(file_open, struct file *file, int ret)
 {
-	__u32 zero = 0, one_idx = 1, two_idx = 2, *m;
+	__u32 zero = 0, one_idx = 1, two_idx = 2;
 	struct decision_key key = { .reason = denied_path };
 	struct file_open_deny_event *e;
 	struct bpfleet_path *path, *exe, *tmp;
-	__u64 one = 1, *hits, *count;
+	__u64 *hits;
 
 	if (ret || !bpfleet_active())
 		return ret;
@@ -81,30 +62,15 @@ int BPF_PROG(file_open, struct file *file, int ret)
 		return 0;
 	if (bpfleet_current_exe(exe, tmp) == 0 && bpf_map_lookup_elem(&allow_exe, exe))
 		return 0;
-	m = bpf_map_lookup_elem(&mode, &zero);
-	key.action = m && *m == BPFLEET_MODE_ENFORCE ? blocked : would_block;
+	key.action = bpfleet_action();
 	__sync_fetch_and_add(hits, 1);
-	count = bpf_map_lookup_elem(&decisions, &key);
-	if (count)
-		*count += 1;
-	else
-		bpf_map_update_elem(&decisions, &key, &one, BPF_NOEXIST);
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (e) {
-		e->ts_ns = bpf_ktime_get_ns();
-		e->cgroup_id = bpf_get_current_cgroup_id();
-		e->pid = bpf_get_current_pid_tgid() >> 32;
-		e->uid = (__u32)bpf_get_current_uid_gid();
 		e->flags = file->f_flags;
-		e->action = key.action;
-		bpf_get_current_comm(e->comm, sizeof(e->comm));
 		__builtin_memcpy(e->path, path->path, sizeof(e->path));
 		__builtin_memcpy(e->exe, exe->path, sizeof(e->exe));
-		bpf_ringbuf_submit(e, 0);
-	} else {
-		__sync_fetch_and_add(&events_dropped, 1);
 	}
-	return key.action == blocked ? -EPERM : 0;
+	return bpfleet_decide(&key, key.action, e) ? -EPERM : 0;
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -3,7 +3,7 @@
 #define __FILE_OPEN_DENY_H
 
 /* Label values of file_open_deny_decisions_total: the enumerator names are the values. */
-enum file_open_deny_action { would_block = 0, blocked = 1 };
+BPFLEET_ACTION_ENUM(file_open_deny_action);
 enum file_open_deny_reason { denied_path = 0 };
 
 struct decision_key {
@@ -13,15 +13,10 @@ struct decision_key {
 
 /* One ring-buffer record per decision: who tried to open what. */
 struct file_open_deny_event {
-	__u64 ts_ns;
-	__u64 cgroup_id;
-	__u32 pid;
-	__u32 uid;
+	BPFLEET_TASK_EVENT_HEADER(enum file_open_deny_action);
 	__u32 flags;			/* f_flags of the open */
-	enum file_open_deny_action action;
-	char comm[16];
-	char path[256];
-	char exe[256];
+	char path[BPFLEET_PATH_LEN];
+	char exe[BPFLEET_PATH_LEN];
 };
 
 #endif /* __FILE_OPEN_DENY_H */

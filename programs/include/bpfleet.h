@@ -81,4 +81,63 @@ static __always_inline int bpfleet_active(void)
 			return 0;       \
 	} while (0)
 
+/*
+ * Counting into a hash map (docs/write-a-program.md, "Counting").
+ *
+ * The first event of a key inserts it, and two CPUs can find the key missing at the same time.
+ * Only one BPF_NOEXIST insert wins; the other gets -EEXIST and its event must go into the entry
+ * the winner made. Dropping it there (or inserting with BPF_ANY, which overwrites the winner's
+ * value) loses a count on every such race: a fresh key is hit at once on several CPUs exactly
+ * when something new starts. Values are added to atomically: a shared value is written by every
+ * CPU, and even a per-CPU value is shared by every program of the object on that CPU, where one
+ * can interrupt another: a softirq in the middle of a task's event, or, since trampoline
+ * programs (fentry, lsm) run with only migration disabled, a task that preempts one.
+ * After libbpf-tools' bpf_map_lookup_or_try_init and ebpf_exporter's increment_map.
+ */
+#define BPFLEET_ENOENT	2	/* errno values: vmlinux.h has types only */
+#define BPFLEET_EEXIST	17
+
+/*
+ * The value of `key`, created from `init` if missing. -> NULL only when the map refuses a new
+ * key (full: -E2BIG; or busy, when this CPU interrupted an update of the same bucket).
+ */
+static __always_inline void *bpfleet_map_lookup_or_try_init(void *map, const void *key,
+							     const void *init)
+{
+	void *value = bpf_map_lookup_elem(map, key);
+	long err;
+
+	if (value)
+		return value;
+	err = bpf_map_update_elem(map, key, init, BPF_NOEXIST);
+	if (err && err != -BPFLEET_EEXIST)
+		return 0;
+	return bpf_map_lookup_elem(map, key);
+}
+
+/*
+ * Add `n` to the __u64 count of `key` in a hash or per-CPU hash map (for a per-CPU map: to this
+ * CPU's count). -> 0, or < 0 when the event was not counted: the insert's error (-E2BIG: the
+ * map is full), or -ENOENT when user space deleted the key in between. A program that wants
+ * to export how many events a full map cost counts the failures in a global.
+ */
+static __always_inline long bpfleet_map_increment(void *map, const void *key, __u64 n)
+{
+	__u64 *count = bpf_map_lookup_elem(map, key);
+	long err;
+
+	if (!count) {
+		/* a per-CPU map gets n on this CPU and 0 on the others */
+		err = bpf_map_update_elem(map, key, &n, BPF_NOEXIST);
+		if (err != -BPFLEET_EEXIST)
+			return err;
+		/* another CPU inserted it first: count into its entry */
+		count = bpf_map_lookup_elem(map, key);
+		if (!count)
+			return -BPFLEET_ENOENT;
+	}
+	__sync_fetch_and_add(count, n);
+	return 0;
+}
+
 #endif /* __BPFLEET_H */

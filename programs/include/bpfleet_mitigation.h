@@ -1,8 +1,27 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause */
-/* Helpers shared by bpfleet's built-in mitigations (docs/mitigations.md). Include after
- * vmlinux.h, bpf_helpers.h, bpf_tracing.h and bpfleet.h. */
+/*
+ * What bpfleet's built-in mitigations share (docs/mitigations.md, "The program's side"): the
+ * mode, decisions and events maps, the action label, the first members of every event, and
+ * bpfleet_decide(), which counts a decision, reports it and says whether to block.
+ *
+ * Include after vmlinux.h, bpf_helpers.h and bpfleet.h, and before the program's own header.
+ * That header declares the action enum with BPFLEET_ACTION_ENUM(), `struct decision_key` (the
+ * decisions map's key: `action`, `reason` and whatever else labels a decision; the map below
+ * names it before it is complete, which C allows and BTF does not see) and the event, which
+ * starts with BPFLEET_EVENT_HEADER() or BPFLEET_TASK_EVENT_HEADER(). Before the include a
+ * program may size the maps:
+ *   BPFLEET_DECISIONS_MAX   entries of the decisions map (default 8)
+ *   BPFLEET_EVENTS_BYTES    bytes of the events ring buffer (default 64 KiB)
+ */
 #ifndef __BPFLEET_MITIGATION_H
 #define __BPFLEET_MITIGATION_H
+
+#ifndef BPFLEET_DECISIONS_MAX
+#define BPFLEET_DECISIONS_MAX	8
+#endif
+#ifndef BPFLEET_EVENTS_BYTES
+#define BPFLEET_EVENTS_BYTES	(64 * 1024)
+#endif
 
 /* An exe_path / path list key: the path NUL-padded to the full width, as the exporter writes it. */
 #define BPFLEET_PATH_LEN	256
@@ -14,6 +33,118 @@ struct bpfleet_path {
 /* Values of a mitigation's mode map (core/mitigation.py MODES). */
 #define BPFLEET_MODE_MONITOR	0
 #define BPFLEET_MODE_ENFORCE	1
+
+/* Values of the action label (core/mitigation.py ACTIONS): what each mode does to a match. */
+#define BPFLEET_WOULD_BLOCK	0
+#define BPFLEET_BLOCKED		1
+
+/*
+ * The action enum, whose enumerator names are the label values of the decisions counter and
+ * of the events. Each program names its own type (`cgroup_deny_action`): the name is part of
+ * the decisions map's BTF, which an upgrade compares before it hands the map and its counts
+ * over to the new version (exporter/handover.py).
+ */
+#define BPFLEET_ACTION_ENUM(name)						\
+	enum name { would_block = BPFLEET_WOULD_BLOCK, blocked = BPFLEET_BLOCKED };	\
+	_Static_assert(sizeof(enum name) == sizeof(__u32), "an action is a __u32")
+
+/*
+ * The first members of every event record, in this order: when, and what was decided. Events
+ * of programs that run in a task's context (LSM, cgroup hooks) go on with who: the process,
+ * its user and cgroup. bpfleet_emit() and bpfleet_decide() fill these in; the record's own
+ * members follow. Members, not a nested struct, so that they decode as `pid`, not `head_pid`.
+ */
+#define BPFLEET_COMM_LEN	16
+
+#define BPFLEET_EVENT_HEADER(action_type)					\
+	__u64 ts_ns;		/* bpf_ktime_get_ns() */			\
+	action_type action
+
+#define BPFLEET_TASK_EVENT_HEADER(action_type)					\
+	BPFLEET_EVENT_HEADER(action_type);					\
+	__u32 pid;		/* thread group id */				\
+	__u64 cgroup_id;							\
+	__u32 uid;								\
+	char comm[BPFLEET_COMM_LEN]
+
+struct bpfleet_event {
+	BPFLEET_EVENT_HEADER(__u32);
+};
+
+struct bpfleet_task_event {
+	BPFLEET_TASK_EVENT_HEADER(__u32);
+};
+
+/* The mode: BPFLEET_MODE_MONITOR until the exporter writes one (after the lists). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} mode SEC(".maps");
+
+/* The decisions counter ([mitigation] decisions); struct decision_key is the program's. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, BPFLEET_DECISIONS_MAX);
+	__type(key, struct decision_key);
+	__type(value, __u64);
+} decisions SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, BPFLEET_EVENTS_BYTES);
+} events SEC(".maps");
+
+/* Events lost because the ring buffer was full: the manifest's [[events]] drops. */
+__u64 events_dropped = 0;
+
+/* What a deny-list match does in the current mode. */
+static __always_inline __u32 bpfleet_action(void)
+{
+	__u32 zero = 0, *m = bpf_map_lookup_elem(&mode, &zero);
+
+	return m && *m == BPFLEET_MODE_ENFORCE ? BPFLEET_BLOCKED : BPFLEET_WOULD_BLOCK;
+}
+
+/*
+ * Stamp an event from bpf_ringbuf_reserve(&events, ...) with the time and the action and
+ * submit it; NULL (the ring buffer was full) counts a drop.
+ */
+static __always_inline void bpfleet_emit(void *event, __u32 action)
+{
+	struct bpfleet_event *e = event;
+
+	if (!e) {
+		__sync_fetch_and_add(&events_dropped, 1);
+		return;
+	}
+	e->ts_ns = bpf_ktime_get_ns();
+	e->action = action;
+	bpf_ringbuf_submit(e, 0);
+}
+
+/*
+ * A deny-list entry matched, in a task's context: count the decision under `key` (whose
+ * action is `action`, from bpfleet_action()), fill in who it was and emit the event (reserved
+ * from `events`, starting with BPFLEET_TASK_EVENT_HEADER, its own members filled in; NULL when
+ * the reserve failed). -> true to refuse.
+ */
+static __always_inline bool bpfleet_decide(const struct decision_key *key, __u32 action,
+					   void *event)
+{
+	struct bpfleet_task_event *e = event;
+
+	bpfleet_map_increment(&decisions, key, 1);
+	if (e) {
+		e->pid = bpf_get_current_pid_tgid() >> 32;
+		e->cgroup_id = bpf_get_current_cgroup_id();
+		e->uid = (__u32)bpf_get_current_uid_gid();
+		bpf_get_current_comm(e->comm, sizeof(e->comm));
+	}
+	bpfleet_emit(e, action);
+	return action == BPFLEET_BLOCKED;
+}
 
 /*
  * A path as a list key: NUL-padded to the full width. bpf_d_path builds the path at the end of

@@ -3,7 +3,7 @@
 #define __SOCKET_FAMILY_DENY_H
 
 /* Label values of socket_family_deny_decisions_total: the enumerator names are the values. */
-enum socket_family_deny_action { would_block = 0, blocked = 1 };
+BPFLEET_ACTION_ENUM(socket_family_deny_action);
 enum socket_family_deny_reason { denied_family = 0 };
 
 struct decision_key {
@@ -14,16 +14,11 @@ struct decision_key {
 
 /* One ring-buffer record per decision: who tried to create which socket. */
 struct socket_family_deny_event {
-	__u64 ts_ns;
-	__u64 cgroup_id;
-	__u32 pid;
-	__u32 uid;
+	BPFLEET_TASK_EVENT_HEADER(enum socket_family_deny_action);
 	__u32 family;
 	__u32 type;
 	__u32 protocol;
-	enum socket_family_deny_action action;
-	char comm[16];
-	char exe[256];
+	char exe[BPFLEET_PATH_LEN];
 };
 
 #endif /* __SOCKET_FAMILY_DENY_H */

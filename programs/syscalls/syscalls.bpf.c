@@ -34,7 +34,6 @@ static __always_inline void count_by_process(__u32 id)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct proc_syscall_key key;
-	__u64 one = 1, *count;
 
 	/*
 	 * Two 8-byte loads straight from the task, instead of bpf_get_current_comm's copy: this
@@ -42,18 +41,7 @@ static __always_inline void count_by_process(__u32 id)
 	 */
 	__builtin_memcpy(key.comm, task->comm, sizeof(key.comm));
 	key.syscall = id;
-
-	count = bpf_map_lookup_elem(&proc_syscalls, &key);
-	if (count) {
-		*count += 1;
-		return;
-	}
-	/* Another CPU may have created the entry meanwhile; then count into it. */
-	if (bpf_map_update_elem(&proc_syscalls, &key, &one, BPF_NOEXIST)) {
-		count = bpf_map_lookup_elem(&proc_syscalls, &key);
-		if (count)
-			*count += 1;
-	}
+	bpfleet_map_increment(&proc_syscalls, &key, 1);
 }
 
 /*

@@ -40,24 +40,6 @@ struct {
 /* Retransmits are rare enough for one shared counter. */
 __u64 tcp_retransmits = 0;
 
-static __always_inline void count_percpu(void *map, const void *key)
-{
-	__u64 one = 1, *count;
-
-	/* Per-CPU value and the program never nests on one CPU: a plain add is safe. */
-	count = bpf_map_lookup_elem(map, key);
-	if (count) {
-		*count += 1;
-		return;
-	}
-	/* Another CPU may have created the entry meanwhile; then count into it. */
-	if (bpf_map_update_elem(map, key, &one, BPF_NOEXIST)) {
-		count = bpf_map_lookup_elem(map, key);
-		if (count)
-			*count += 1;
-	}
-}
-
 /* sport: the local port, dport: the remote one, both in host byte order. */
 static __always_inline int count_transition(int oldstate, int newstate, __u16 sport, __u16 dport)
 {
@@ -66,7 +48,7 @@ static __always_inline int count_transition(int oldstate, int newstate, __u16 sp
 
 	tkey.old_state = oldstate;
 	tkey.new_state = newstate;
-	count_percpu(&tcp_transitions, &tkey);
+	bpfleet_map_increment(&tcp_transitions, &tkey, 1);
 
 	/* The key has a padding byte: zero it all so equal keys hash equally. */
 	__builtin_memset(&ckey, 0, sizeof(ckey));
@@ -79,7 +61,7 @@ static __always_inline int count_transition(int oldstate, int newstate, __u16 sp
 	} else {
 		return 0;
 	}
-	count_percpu(&tcp_conns, &ckey);
+	bpfleet_map_increment(&tcp_conns, &ckey, 1);
 	return 0;
 }
 

@@ -9,6 +9,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "bpfleet.h"
+#include "bpfleet_mitigation.h"
 #include "xdp_denylist.h"
 
 #define ETH_P_IP	0x0800
@@ -30,58 +31,32 @@ struct {
 	__type(value, __u64);
 } deny_v6 SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u32);
-} mode SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 8);
-	__type(key, struct decision_key);
-	__type(value, __u64);
-} decisions SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 64 * 1024);
-} events SEC(".maps");
-
-__u64 events_dropped = 0;
 const struct xdp_denylist_event *const xdp_denylist_event_btf = 0;
 
+/*
+ * Count the match and the decision. No task to report (XDP runs in the driver): an event says
+ * which prefix, and only at its 1st, 2nd, 4th, 8th, ... packet.
+ */
 static __always_inline int decide(struct xdp_md *ctx, __u64 *hits, enum xdp_denylist_reason reason,
 				  const void *saddr, __u32 len, __u32 prefixlen, __u8 family)
 {
-	__u32 zero = 0, *m = bpf_map_lookup_elem(&mode, &zero);
-	struct decision_key key = { .reason = reason };
+	struct decision_key key = { .action = bpfleet_action(), .reason = reason };
 	struct xdp_denylist_event *e;
-	__u64 n, one = 1, *count;
+	__u64 n;
 
-	key.action = m && *m == XDP_DENYLIST_ENFORCE ? blocked : would_block;
 	n = __sync_fetch_and_add(hits, 1) + 1;
-	count = bpf_map_lookup_elem(&decisions, &key);
-	if (count)
-		*count += 1;	/* per-CPU: no atomics needed */
-	else
-		bpf_map_update_elem(&decisions, &key, &one, BPF_NOEXIST);
+	bpfleet_map_increment(&decisions, &key, 1);
 	if ((n & (n - 1)) == 0) {
 		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 		if (e) {
 			__builtin_memset(e, 0, sizeof(*e));
-			e->ts_ns = bpf_ktime_get_ns();
 			e->packets = n;
 			e->ifindex = ctx->ingress_ifindex;
 			e->prefixlen = prefixlen;
 			e->family = family;
-			e->action = key.action;
 			__builtin_memcpy(e->saddr, saddr, len);
-			bpf_ringbuf_submit(e, 0);
-		} else {
-			__sync_fetch_and_add(&events_dropped, 1);
 		}
+		bpfleet_emit(e, key.action);
 	}
 	return key.action == blocked ? XDP_DROP : XDP_PASS;
 }

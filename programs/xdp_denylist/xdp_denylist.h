@@ -13,11 +13,8 @@ struct v6_prefix {
 	__u8 addr[16];
 };
 
-/* Values of the mode map (core/mitigation.py MODES). */
-enum xdp_denylist_mode { XDP_DENYLIST_MONITOR = 0, XDP_DENYLIST_ENFORCE = 1 };
-
 /* Label values of xdp_denylist_decisions_total: the enumerator names are the values. */
-enum xdp_denylist_action { would_block = 0, blocked = 1 };
+BPFLEET_ACTION_ENUM(xdp_denylist_action);
 enum xdp_denylist_reason { denied_ipv4_prefix = 0, denied_ipv6_prefix = 1 };
 
 struct decision_key {
@@ -28,13 +25,12 @@ struct decision_key {
 /* One ring-buffer record each time a prefix's packet count reaches a power of two
  * (1, 2, 4, 8, ...): a flood of packets makes a handful of events, not a flood of events. */
 struct xdp_denylist_event {
-	__u64 ts_ns;			/* bpf_ktime_get_ns() */
-	__u64 packets;			/* packets this prefix has matched so far */
+	BPFLEET_EVENT_HEADER(enum xdp_denylist_action);
 	__u32 ifindex;
+	__u64 packets;			/* packets this prefix has matched so far */
 	__u32 prefixlen;
 	__u8 saddr[16];			/* source address: IPv4 in the first 4 bytes */
 	__u8 family;			/* 4 or 6 */
-	enum xdp_denylist_action action;
 };
 
 #endif /* __XDP_DENYLIST_H */

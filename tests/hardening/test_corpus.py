@@ -24,10 +24,11 @@ import pytest
 from core import manifest as manifest_mod
 from core.problems import ProblemsError
 from exporter import config as config_mod
-from harness import ROOT, TRACKER, Exporter, build, publish_raw, run_bpfleet, tiny_program
+from harness import ROOT, TRACKER, Exporter, build, builtin_version, publish_raw, run_bpfleet, tiny_program
 
 MANIFEST = "programs/demo/manifest.toml"
 CONFIG = "/etc/bpfleet/exporter.toml"
+SYSCALLS = f"syscalls@{builtin_version('syscalls')}"   # the built-in, as messages name it
 
 HEADER = '''name = "demo"
 version = "1.0.0"
@@ -190,9 +191,9 @@ CONFIG_DEPLOY = [
     # (reported with the config file and field), the others load.
     Row("degrade knob the program lacks",
         'budget = { ns_per_event = 100, degrade = { knob = "sample_every", values = [2] } }',
-        "programs.syscalls.budget.degrade.knob", "syscalls@1.0.0 has no knob 'sample_every'"),
+        "programs.syscalls.budget.degrade.knob", f"{SYSCALLS} has no knob 'sample_every'"),
     Row("max_series for a metric the program lacks", "max_series = { syscall_total = 10 }",
-        "programs.syscalls.max_series.syscall_total", "syscalls@1.0.0 has no metric 'syscall_total'"),
+        "programs.syscalls.max_series.syscall_total", f"{SYSCALLS} has no metric 'syscall_total'"),
 ]
 
 
@@ -323,7 +324,7 @@ ARTIFACTS = [
     Row("object is a text file", "text_object", "", "not a loadable BPF object",
         file="corpus_a6/1.0.0/corpus_a6.bpf.o"),
     Row("metric name taken by another program", "duplicate_metric", "metrics",
-        "metric syscalls_total is already exported by syscalls@1.0.0", file="corpus_a7/1.0.0/manifest.toml"),
+        f"metric syscalls_total is already exported by {SYSCALLS}", file="corpus_a7/1.0.0/manifest.toml"),
     Row("object without BTF", "no_btf", "", "BTF is required, but is missing or corrupted",
         file="corpus_a8/1.0.0/corpus_a8.bpf.o"),
     Row("version directory without index", "no_index", "", "program 'corpus_a9' is not in the registry",
@@ -452,7 +453,7 @@ ADMIN = [
     Row("knob out of range", ("PUT", "/programs/syscalls", b'{"knobs": {"target_pid": -1}}', {}),
         "programs.syscalls: knobs.target_pid", "-1 does not fit a unsigned 32-bit knob", status=422),
     Row("version not in the registry", ("PUT", "/programs/syscalls", b'{"version": "9.9.9"}', {}),
-        "", "version '9.9.9' of syscalls is not in the registry (have: 1.0.0)", status=422),
+        "", f"version '9.9.9' of syscalls is not in the registry (have: {builtin_version('syscalls')})", status=422),
     Row("program not in the registry", ("PUT", "/programs/nosuchprog", b"{}", {}), "",
         "program 'nosuchprog' is not in the registry", status=422),
     Row("program name malformed", ("PUT", "/programs/Sys-Calls", b"{}", {}), "path",

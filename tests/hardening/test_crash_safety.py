@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import (BPF_FS, TRACKER, Exporter, bpftool_json, build, deadline_poll, fd_bpf_ids)
+from harness import (BPF_FS, TRACKER, Exporter, bpftool_json, build, builtin_version, deadline_poll,
+                     fd_bpf_ids)
 
 ROOT = Path(__file__).resolve().parents[2]
 FAULTS = ROOT / "tests" / "faults"     # test-only exporter plugins (bpfleet ships none)
@@ -95,7 +96,7 @@ def test_kill9_mid_upgrade_then_restart_cleans_up(hard_exporters, hard_registry)
         time.sleep(delay)
         killed.append(kill9(e))
         t.join(15)
-        finished.append("upgraded syscalls@1.0.0" in e.stderr_path.read_text())
+        finished.append(f"upgraded syscalls@{builtin_version('syscalls')}" in e.stderr_path.read_text())
     # Some kills landed before the upgrade was done (and, at the longer delays, maybe after).
     assert not all(finished), finished
     # The dead exporters' pins keep their programs attached until someone cleans up.

@@ -39,6 +39,14 @@ MITIGATIONS = [n for n in ALL_PROGRAMS if "[mitigation]" in (PROGRAMS_DIR / n / 
 BUILTINS = [n for n in ALL_PROGRAMS if n not in MITIGATIONS]
 
 
+def builtin_version(name: str) -> str:
+    """The version programs/<name>/manifest.toml declares: what a registry of the built-ins
+    holds. Tests name it through this, so that a program's version bump needs no test edits."""
+    m = re.search(r'(?m)^version\s*=\s*"([^"]+)"', (PROGRAMS_DIR / name / "manifest.toml").read_text())
+    assert m, f"no version in programs/{name}/manifest.toml"
+    return m.group(1)
+
+
 def is_bcc_program(name: str) -> bool:
     return "[bcc]" in (PROGRAMS_DIR / name / "manifest.toml").read_text()
 

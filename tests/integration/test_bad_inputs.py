@@ -25,8 +25,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import (TRACKER, Exporter, artifact_dir, build, copy_registry, deadline_poll,
+from harness import (TRACKER, Exporter, artifact_dir, build, builtin_version, copy_registry, deadline_poll,
                      publish_raw, run_bpfleet, tiny_program)
+
+SYSCALLS = f"syscalls@{builtin_version('syscalls')}"
 
 # ---- programs `programs build` accepts but the kernel refuses -----------------------------
 
@@ -187,13 +189,13 @@ def test_check_exits_nonzero_with_bad_program(tmp_path, bad_registry):
     good = Exporter(tmp_path / "good", bad_registry, {"syscalls": {}})
     r = subprocess.run(good.command("--check"), capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "ok   syscalls@1.0.0: attached" in r.stdout
+    assert f"ok   {SYSCALLS}: attached" in r.stdout
     assert not os.path.exists(good.pin_root)
 
     bad = Exporter(tmp_path / "bad", bad_registry, {"syscalls": {}, "verifier_bad": {}})
     r = subprocess.run(bad.command("--check"), capture_output=True, text=True, timeout=60)
     assert r.returncode == 1, r.stdout + r.stderr
-    assert "ok   syscalls@1.0.0: attached" in r.stdout, r.stdout
+    assert f"ok   {SYSCALLS}: attached" in r.stdout, r.stdout
     fail = [line for line in r.stdout.splitlines() if line.startswith("FAIL verifier_bad")]
     assert fail and "verifier_bad.bpf.o" in fail[0], r.stdout
     assert "invalid access to map value" in r.stdout, "the verifier log tail is printed"
@@ -289,7 +291,7 @@ def test_programs_check_reports_broken_registry_entries(bad_registry):
                     "corrupt", "notbpf", "tampered", "syscalls")
     assert r.returncode == 1
     report = {x["program"]: x for x in json.loads(r.stdout)}
-    assert report["syscalls@1.0.0"]["ok"]
+    assert report[SYSCALLS]["ok"]
     for name in ("corrupt", "notbpf"):
         probs = report[f"{name}@1.0.0"]["problems"]
         assert probs and probs[0]["file"].endswith(f"{name}/1.0.0/{name}.bpf.o"), probs
@@ -324,7 +326,7 @@ def test_config_missing_version(exporters):
     e = exporters({"syscalls": {"version": "9.9.9"}, "exec": {}})
     e.wait_attached("exec")
     st = e.program("syscalls")
-    assert st["state"] == "failed" and "'9.9.9'" in st["error"] and "1.0.0" in st["error"], st
+    assert st["state"] == "failed" and "'9.9.9'" in st["error"] and SYSCALLS.split("@")[1] in st["error"], st
 
 
 def test_config_bad_version_string_refused_at_start(tmp_path, registry):

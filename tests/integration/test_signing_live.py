@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from core import registry as reg
-from harness import (TRACKER, artifact_digest, bpftool_json, build, copy_registry, run_bpfleet,
+from harness import (TRACKER, artifact_digest, bpftool_json, build, builtin_version, copy_registry, run_bpfleet,
                      tiny_program)
 
 
@@ -36,7 +36,7 @@ def test_exporter_loads_signed_and_refuses_unsigned_or_tampered(tmp_path, export
 
 def test_sign_command_errors_are_clear(tmp_path, exporters):
     r = run_bpfleet("programs", "sign", "--registry", str(exporters.registry), "--key",
-                    str(tmp_path / "missing.key"), "syscalls@1.0.0")
+                    str(tmp_path / "missing.key"), f"syscalls@{builtin_version('syscalls')}")
     assert r.returncode == 1 and "missing.key" in r.stderr and "not a readable PEM" in r.stderr
     r = run_bpfleet("programs", "keygen", str(tmp_path / "k"))
     assert r.returncode == 0

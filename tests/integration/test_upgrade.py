@@ -11,13 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from harness import (REPORT, Metrics, artifact_digest, bpftool_json, build, copy_program, copy_registry,
-                     deadline_poll)
+from harness import (REPORT, Metrics, artifact_digest, bpftool_json, build, builtin_version, copy_program,
+                     copy_registry, deadline_poll)
 
 BROKEN_EDIT = ("\tif (count)\n\t\t*count += 1;\n",
                # out of bounds of the 8-byte value: the verifier refuses the whole object
                "\tif (count && ((char *)count)[bpf_get_prandom_u32() & 0xff] == 42)\n\t\treturn 1;\n"
                "\tif (count)\n\t\t*count += 1;\n")
+
+
+BASE = builtin_version("syscalls")      # the built-in syscalls every test starts from
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +117,7 @@ def assert_monotonic(values):
 
 
 def test_upgrade_under_load(exporters, upgrade_registry, record_property):
-    e = exporters({"syscalls": {"version": "1.0.0"}}, registry=upgrade_registry)
+    e = exporters({"syscalls": {"version": BASE}}, registry=upgrade_registry)
     e.wait_attached("syscalls")
     map_before = held_by_name(e, "map", "syscall_counts")
     prog_before = held_by_name(e, "prog", "sys_enter")
@@ -141,18 +144,18 @@ def test_upgrade_under_load(exporters, upgrade_registry, record_property):
     assert st["digest"] == artifact_digest(upgrade_registry, "syscalls", "1.1.0")
     assert isinstance(st["last_swap_seconds"], float) and st["last_swap_seconds"] > 0, st
     record_property("swap_window_seconds", st["last_swap_seconds"])
-    REPORT.append(f"syscalls 1.0.0 -> 1.1.0 under load: swap window (/status last_swap_seconds) "
+    REPORT.append(f"syscalls {BASE} -> 1.1.0 under load: swap window (/status last_swap_seconds) "
                   f"{st['last_swap_seconds'] * 1000:.1f} ms; workload made {n1 - n0} getppid calls, "
                   f"counter grew {s1 - s0:.0f}; {len(sc.values)} scrapes, none decreasing")
     m = e.metrics()
     assert m.value("bpfleet_program_info", program="syscalls", version="1.1.0", digest=st["digest"]) == 1
-    assert not m.has("bpfleet_program_info", program="syscalls", version="1.0.0")
+    assert not m.has("bpfleet_program_info", program="syscalls", version=BASE)
     # The counts map was carried over (same kernel map), the old program is gone, one pin dir.
     assert held_by_name(e, "map", "syscall_counts") == map_before
     prog_after = held_by_name(e, "prog", "sys_enter")
     assert len(prog_after) == 1 and prog_after != prog_before
     deadline_poll(lambda: not ({p["id"] for p in bpftool_json("prog", "show")} & prog_before), 10,
-                  what="the 1.0.0 program to be freed")
+                  what=f"the {BASE} program to be freed")
     dirs = pin_dirs(e, "syscalls")
     assert len(dirs) == 1 and dirs[0].startswith("1_1_0-"), dirs
 
@@ -195,13 +198,13 @@ def test_failed_upgrade_keeps_running(exporters, upgrade_registry):
 
 
 def test_digest_pinning(exporters, upgrade_registry):
-    e = exporters({"syscalls": {"version": "1.0.0"}}, registry=upgrade_registry)
+    e = exporters({"syscalls": {"version": BASE}}, registry=upgrade_registry)
     e.wait_attached("syscalls")
     code, body = e.admin("PUT", "/programs/syscalls", {"version": "1.1.0", "digest": "0" * 64})
     assert code == 422, body
     assert "digest mismatch" in body["error"] and "0" * 64 in body["error"], body["error"]
     st = e.program("syscalls")
-    assert st["state"] == "attached" and st["version"] == "1.0.0", st
+    assert st["state"] == "attached" and st["version"] == BASE, st
 
     code, body = e.admin("PUT", "/programs/syscalls", {"version": "1.1.0", "digest": "abc"})
     assert code == 400 and "body.digest" in body["error"], body
@@ -211,7 +214,7 @@ def test_digest_pinning(exporters, upgrade_registry):
     assert code == 400 and "versoin" in body["error"], body
     code, body = e.admin("PUT", "/programs/syscalls", b"{not json")
     assert code == 400 and "not JSON" in body["error"], body
-    assert e.program("syscalls")["version"] == "1.0.0"
+    assert e.program("syscalls")["version"] == BASE
 
     good = artifact_digest(upgrade_registry, "syscalls", "1.1.0")
     code, body = e.admin("PUT", "/programs/syscalls", {"version": "1.1.0", "digest": good})
@@ -221,7 +224,7 @@ def test_digest_pinning(exporters, upgrade_registry):
 
 
 def test_delete_unloads(exporters, upgrade_registry):
-    e = exporters({"syscalls": {"version": "1.0.0"}, "exec": {}}, registry=upgrade_registry)
+    e = exporters({"syscalls": {"version": BASE}, "exec": {}}, registry=upgrade_registry)
     e.wait_attached("syscalls", "exec")
     progs = held_by_name(e, "prog", "sys_enter")
     maps = held_by_name(e, "map", "syscall_counts")
@@ -244,13 +247,13 @@ def test_delete_unloads(exporters, upgrade_registry):
     code, body = e.admin("DELETE", "/programs/syscalls")
     assert code == 404 and "not loaded" in body["error"], body
     # and it can come back through the same API
-    code, body = e.admin("PUT", "/programs/syscalls", {"version": "1.0.0"})
+    code, body = e.admin("PUT", "/programs/syscalls", {"version": BASE})
     assert code == 200, body
     e.wait_attached("syscalls", "exec")
 
 
 def test_sighup_reload_applies_edited_config(exporters, upgrade_registry):
-    e = exporters({"syscalls": {"version": "1.0.0"}}, registry=upgrade_registry)
+    e = exporters({"syscalls": {"version": BASE}}, registry=upgrade_registry)
     e.wait_attached("syscalls")
     with open("/proc/self/comm") as f:
         comm = f.read().rstrip("\n")
@@ -258,7 +261,7 @@ def test_sighup_reload_applies_edited_config(exporters, upgrade_registry):
     assert not m0.has("syscalls_by_process_total"), "by_process is off"
     s0 = getppid_count(m0, before=True)
 
-    e.write_config({"syscalls": {"version": "1.0.0", "knobs": {"by_process": True}}})
+    e.write_config({"syscalls": {"version": BASE, "knobs": {"by_process": True}}})
     e.sighup()
     deadline_poll(lambda: e.program("syscalls")["knobs"] == {"by_process": True}, 10,
                   what="the reloaded knobs in /status")
@@ -275,7 +278,7 @@ def test_sighup_reload_applies_edited_config(exporters, upgrade_registry):
     assert getppid_count(m) >= s0 + 500, "syscalls_total carried over the reload"
 
     # Disable it in the file: SIGHUP unloads it.
-    e.write_config({"syscalls": {"version": "1.0.0", "enabled": False}})
+    e.write_config({"syscalls": {"version": BASE, "enabled": False}})
     e.sighup()
     deadline_poll(lambda: e.program("syscalls") is None, 10, what="syscalls unloaded by reload")
     assert not e.metrics().has("syscalls_total")
@@ -305,7 +308,7 @@ def exact_run(e, tmp_path, during=None) -> tuple[int, float]:
     try:
         assert child.stdout.readline() == "ready\n"
         knobs = {"target_pid": child.pid}
-        code, body = e.admin("PUT", "/programs/syscalls", {"version": "1.0.0", "knobs": knobs})
+        code, body = e.admin("PUT", "/programs/syscalls", {"version": BASE, "knobs": knobs})
         assert code == 200, body
         assert getppid_count(e.metrics(), before=True) == 0, \
             "only the child's syscalls are counted, and it made none yet"
@@ -331,11 +334,11 @@ def test_exact_count_without_swap(exporters, upgrade_registry, tmp_path):
     assert calls > 0 and counted == calls, f"child made {calls} getppid calls, syscalls_total says {counted}"
 
 
-SWAPS = ["1.1.0", "1.0.0"] * 4 + ["1.1.0"]
+SWAPS = ["1.1.0", BASE] * 4 + ["1.1.0"]
 
 
 def test_exact_count_across_swap(exporters, upgrade_registry, tmp_path):
-    """Across 1.0.0 <-> 1.1.0 swaps with shared maps, no call is lost, and the gate (see
+    """Across built-in <-> 1.1.0 swaps with shared maps, no call is lost, and the gate (see
     exporter/handover.py) bounds double counting to the events in flight at the moment the gate
     flips: at most one per CPU per swap. Without the gate, every event during the ~20 ms both
     versions are attached would count twice (thousands here)."""

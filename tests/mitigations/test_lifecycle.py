@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from harness import build, copy_program, copy_registry, deadline_poll
+from harness import build, builtin_version, copy_program, copy_registry, deadline_poll
 from mitkit import VethPair
 
 pytestmark = pytest.mark.live
@@ -32,18 +32,21 @@ def _table(veth, **fields) -> str:
 
 
 def test_ttl_expiry_past_expiry_and_fixed_kernel_retire_it(veth, start_exporter, mit_registry, tmp_path):
-    # 1.0.1: the same program, declared fixed by this very kernel's branch
+    # the next patch version: the same program, declared fixed by this very kernel's branch
     release = os.uname().release
     branch = ".".join(release.split(".")[:2])
-    src = copy_program("xdp_denylist", tmp_path / "src", version="1.0.1")
+    base = builtin_version("xdp_denylist")
+    major, minor, patch = base.split(".")
+    fixed = f"{major}.{minor}.{int(patch) + 1}"
+    src = copy_program("xdp_denylist", tmp_path / "src", version=fixed)
     manifest = src / "manifest.toml"
     manifest.write_text(manifest.read_text().replace('ttl = "7d"', f'ttl = "7d"\nfixed_in = ["{branch}"]'))
     registry = copy_registry(mit_registry, tmp_path / "registry")
     build(registry, src)
 
-    e = start_exporter(_table(veth, version='"1.0.0"', ttl='"3s"'), registry=registry)
+    e = start_exporter(_table(veth, version=f'"{base}"', ttl='"3s"'), registry=registry)
     st = _state(e)
-    assert st["state"] == "enforce" and veth.xdp_attached()
+    assert st["state"] == "enforce" and veth.xdp_attached(), st
     assert veth.send({veth.DENIED_SRC: 2}) == {veth.DENIED_SRC: 0}
     expiry = e.metrics().value("bpfleet_mitigation_expiry_timestamp_seconds", mitigation="xdp_denylist")
     assert abs(expiry - st["expires_at"]) < 1e-3
@@ -55,10 +58,10 @@ def test_ttl_expiry_past_expiry_and_fixed_kernel_retire_it(veth, start_exporter,
     m = e.metrics()
     assert m.value("bpfleet_mitigation_state", mitigation="xdp_denylist", state="expired") == 1
     assert m.value("bpfleet_mitigation_state", mitigation="xdp_denylist", state="enforce") == 0
-    assert "mitigation xdp_denylist@1.0.0 expired" in e.stderr_path.read_text()
+    assert f"mitigation xdp_denylist@{base} expired" in e.stderr_path.read_text()
 
     # an absolute expiry in the past: never loaded
-    e.write_config({}, _table(veth, version='"1.0.0"', expires="2020-01-01T00:00:00Z"))
+    e.write_config({}, _table(veth, version=f'"{base}"', expires="2020-01-01T00:00:00Z"))
     code, reply = e.admin("POST", "/reload")
     assert code == 200, reply
     st = _state(e)
@@ -66,11 +69,11 @@ def test_ttl_expiry_past_expiry_and_fixed_kernel_retire_it(veth, start_exporter,
     assert e.program("xdp_denylist") is None
 
     # a kernel that has the fix: retired, not loaded, and it says why
-    e.write_config({}, _table(veth, version='"1.0.1"'))
+    e.write_config({}, _table(veth, version=f'"{fixed}"'))
     code, reply = e.admin("POST", "/reload")
     assert code == 200, reply
     st = _state(e)
-    assert st["state"] == "retired" and st["version"] == "1.0.1", st
+    assert st["state"] == "retired" and st["version"] == fixed, st
     assert f"kernel {release} has the fix (fixed in {branch})" == st["reason"]
     assert not veth.xdp_attached()
     assert e.metrics().value("bpfleet_mitigation_state", mitigation="xdp_denylist", state="retired") == 1
@@ -90,7 +93,7 @@ def test_a_kernel_without_bpf_lsm_reports_not_applicable(start_exporter):
     assert e.program("socket_family_deny") is None
     m = e.metrics()
     assert m.value("bpfleet_mitigation_state", mitigation="socket_family_deny", state="not_applicable") == 1
-    assert "mitigation socket_family_deny@1.0.0: not_applicable" in e.stderr_path.read_text()
+    assert f"mitigation socket_family_deny@{builtin_version('socket_family_deny')}: not_applicable" in e.stderr_path.read_text()
     # and the admin API says why it cannot switch it
     code, reply = e.admin("PUT", "/mitigations/socket_family_deny/mode", {"mode": "monitor"})
     assert code == 409 and "not_applicable" in reply["error"], reply

@@ -106,7 +106,7 @@ def test_events_without_type_bind_as_before(btf):
 def test_exec_manifest_names_its_event_struct():
     text = (EXEC_H / "manifest.toml").read_text()
     m, problems = parse_manifest(text, "programs/exec/manifest.toml")
-    assert problems == [] and m.events[0].type == "exec_event" and m.version == "1.1.0"
+    assert problems == [] and m.events[0].type == "exec_event" and m.name == "exec"
     assert "struct exec_event {" in (EXEC_H / "exec.h").read_text()
     assert "const struct exec_event *const exec_event_btf" in (EXEC_H / "exec.bpf.c").read_text()
 

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from harness import builtin_version
+
 ROOT = Path(__file__).resolve().parents[2]
 BPFLEET = [sys.executable, "-m", "bpfleet.cli"]
 
@@ -30,7 +32,7 @@ def test_top_against_running_exporter(live_exporter):
     v = json.loads(r.stdout)
 
     progs = {p["name"]: p for p in v["programs"]}
-    assert progs["syscalls"]["state"] == "attached" and progs["syscalls"]["version"] == "1.0.0"
+    assert progs["syscalls"]["state"] == "attached" and progs["syscalls"]["version"] == builtin_version("syscalls")
     assert progs["runqlat"]["state"] == "attached"
     assert progs["syscalls"]["events_per_second"] > 0
 

@@ -9,6 +9,7 @@
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include "bpfleet.h"
 #include "benchmap.h"
 
 const volatile bool count_execs = false;
@@ -24,18 +25,13 @@ SEC("tracepoint/sched/sched_process_exec")
 int bench_exec(void *ctx)
 {
 	struct bench_key key;
-	__u64 one = 1, *count;
 
 	if (!count_execs)
 		return 0;
 	__builtin_memset(&key, 0, sizeof(key));
 	bpf_get_current_comm(key.comm, sizeof(key.comm));
 	key.pid = bpf_get_current_pid_tgid() >> 32;
-	count = bpf_map_lookup_elem(&bench_counts, &key);
-	if (count)
-		__sync_fetch_and_add(count, 1);
-	else
-		bpf_map_update_elem(&bench_counts, &key, &one, BPF_NOEXIST);
+	bpfleet_map_increment(&bench_counts, &key, 1);
 	return 0;
 }
 

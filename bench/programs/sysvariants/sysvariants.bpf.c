@@ -20,6 +20,7 @@
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include "bpfleet.h"
 
 #define MAX_ID		512
 #define SLOTS		64	/* comm slots for v_task_slot; enough for the bench */
@@ -94,21 +95,6 @@ static __always_inline void count_id(__u32 id)
 		*c += 1;
 }
 
-static __always_inline void count_hash(void *map, const void *key)
-{
-	__u64 one = 1, *c = bpf_map_lookup_elem(map, key);
-
-	if (c) {
-		*c += 1;
-		return;
-	}
-	if (bpf_map_update_elem(map, key, &one, BPF_NOEXIST)) {
-		c = bpf_map_lookup_elem(map, key);
-		if (c)
-			*c += 1;
-	}
-}
-
 SEC("raw_tp/sys_enter")
 int v_helper_comm(struct bpf_raw_tracepoint_args *ctx)
 {
@@ -121,7 +107,7 @@ int v_helper_comm(struct bpf_raw_tracepoint_args *ctx)
 	__builtin_memset(&key, 0, sizeof(key));
 	bpf_get_current_comm(key.comm, sizeof(key.comm));
 	key.syscall = id;
-	count_hash(&by_comm_a, &key);
+	bpfleet_map_increment(&by_comm_a, &key, 1);
 	return 0;
 }
 
@@ -140,7 +126,7 @@ int v_btf_comm(struct bpf_raw_tracepoint_args *ctx)
 	*(__u64 *)&key.comm[0] = *(__u64 *)&task->comm[0];
 	*(__u64 *)&key.comm[8] = *(__u64 *)&task->comm[8];
 	key.syscall = id;
-	count_hash(&by_comm_b, &key);
+	bpfleet_map_increment(&by_comm_b, &key, 1);
 	return 0;
 }
 
@@ -155,7 +141,7 @@ int v_pid_key(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	key.tgid = bpf_get_current_pid_tgid() >> 32;
 	key.syscall = id;
-	count_hash(&by_pid, &key);
+	bpfleet_map_increment(&by_pid, &key, 1);
 	return 0;
 }
 

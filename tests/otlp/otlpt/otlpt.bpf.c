@@ -47,17 +47,13 @@ int otlpt_enter(struct bpf_raw_tracepoint_args *ctx)
 	__u32 id = (__u32)ctx->args[1], fd, slot, lin;
 	struct otlpt_sizes *s;
 	struct pt_regs *regs;
-	__u64 one = 1, *count, n;
+	__u64 n;
 
 	BPFLEET_GATE();
 
 	if ((bpf_get_current_pid_tgid() >> 32) != target_tgid)
 		return 0;
-	count = bpf_map_lookup_elem(&otlpt_calls, &id);
-	if (count)
-		*count += 1;
-	else
-		bpf_map_update_elem(&otlpt_calls, &id, &one, BPF_NOEXIST);
+	bpfleet_map_increment(&otlpt_calls, &id, 1);
 	if (id != SYS_WRITE)
 		return 0;
 	regs = (struct pt_regs *)ctx->args[0];
