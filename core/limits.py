@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import math
 
+from core.series import LabelSet
+
 DEFAULT_MAX_SERIES = 10_000
 OVERFLOW = "__overflow__"
 
@@ -34,8 +36,9 @@ def _total(values: list):
     return math.fsum(values) if values and isinstance(values[0], float) else sum(values)
 
 
-def overflow_labels(names) -> str:
-    return "{" + ",".join(f'{n}="{OVERFLOW}"' for n in names) + "}" if names else ""
+def overflow_labels(names) -> LabelSet:
+    names = tuple(names)
+    return LabelSet(names, (OVERFLOW,) * len(names))
 
 
 class SeriesLimit:
@@ -53,10 +56,10 @@ class SeriesLimit:
         self.overflow = overflow_labels(list(label_names))
         self.folded = 0
         self.dropped_total = 0
-        self._admitted: set[str] = set()
-        self._folded_before: set[str] = set()
+        self._admitted: set[LabelSet] = set()
+        self._folded_before: set[LabelSet] = set()
 
-    def _keep(self, labels) -> set[str]:
+    def _keep(self, labels) -> set[LabelSet]:
         room = self.max - 1          # one series is the overflow
         keep = self._admitted.intersection(labels)
         if len(keep) > room:         # the limit was lowered
@@ -70,7 +73,7 @@ class SeriesLimit:
         self._admitted = keep
         return keep
 
-    def _count(self, folded: set[str]) -> None:
+    def _count(self, folded: set[LabelSet]) -> None:
         self.folded = len(folded)
         self.dropped_total += len(folded - self._folded_before)
         self._folded_before = folded

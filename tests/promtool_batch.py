@@ -9,7 +9,8 @@ import subprocess
 
 import pytest
 
-from exporter.exposition.text import Family, render
+from core.series import Family
+from exporter.exposition.text import render
 
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed")
