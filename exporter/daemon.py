@@ -22,7 +22,7 @@ from exporter.breaker import Breaker
 from exporter.exposition.text import render
 from exporter.http_server import make_server
 from exporter.mitigations.manager import Mitigations
-from exporter.snapshot import SnapshotCache
+from exporter.snapshot import SharedBodies, SnapshotCache
 from exporter.supervisor import Supervisor
 
 log = logging.getLogger("bpfleet.exporter")
@@ -42,7 +42,7 @@ class Exporter:
         self.supervisor = Supervisor(registry, config.pin_root, config.source, config.trusted_keys)
         self.snapshots = SnapshotCache(self.supervisor.snapshot, SNAPSHOT_MAX_AGE)
         self.supervisor.on_change = self._programs_changed
-        self._render_lock = threading.Lock()   # the collectors' label caches are not shared
+        self.bodies = SharedBodies()   # scrapes of one snapshot share its body (exporter/snapshot.py)
         self.last_scrape_seconds: float | None = None
         self.started = time.time()
         # Callables returning extra self-metric Families on every scrape (the OTLP export's).
@@ -88,13 +88,14 @@ class Exporter:
 
     def scrape(self, fmt: str = "text") -> bytes:
         t0 = time.perf_counter()
-        snap = self.snapshots.get()
-        with self._render_lock:
-            families = [f for ps in snap.programs for f in ps.program.families(ps)]
-            families += selfmetrics.families(snap, self.last_scrape_seconds)
-            families += [f for provider in self.family_providers for f in provider()]
-            body = exposition_proto.render(families) if fmt == "protobuf" else render(families)
-            self.last_scrape_seconds = time.perf_counter() - t0
+        return self.bodies.get(self.snapshots.get(), fmt, lambda snap: self._render(snap, fmt, t0))
+
+    def _render(self, snap, fmt: str, t0: float) -> bytes:
+        families = [f for ps in snap.programs for f in ps.program.families(ps)]
+        families += selfmetrics.families(snap, self.last_scrape_seconds)
+        families += [f for provider in self.family_providers for f in provider()]
+        body = exposition_proto.render(families) if fmt == "protobuf" else render(families)
+        self.last_scrape_seconds = time.perf_counter() - t0
         return body
 
     def status(self) -> dict:

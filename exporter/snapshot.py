@@ -2,12 +2,15 @@
 
 Prometheus scrapes and OTLP pushes run on their own schedules; both render from a Snapshot.
 Requests that arrive while a snapshot is being taken share it, so the maps are read once per
-moment whoever asks, and rendering one format never holds up the other.
+moment whoever asks, and rendering one format never holds up the other. Scrapes that share a
+snapshot also share its rendered body (SharedBodies): one render, and one copy in memory, per
+moment and format however many scrapers ask at once.
 """
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 
@@ -92,3 +95,30 @@ class SnapshotCache:
     def invalidate(self) -> None:
         # No lock: callers hold the supervisor's lock, which a snapshot in progress takes too.
         self._latest = None
+
+
+class SharedBodies:
+    """The rendered bodies of the latest snapshot, one per key (format, encoding): the first
+    request for a key renders it, the others (waiting meanwhile) get the same bytes object.
+    A request holding an older snapshot than the latest is served the latest: it is at least
+    as fresh as the request asked for.
+
+    One lock for all renders, which share the collectors' label caches (exporter/collect.py).
+    The latest snapshot's bodies stay until the next snapshot: what one scrape holds anyway."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._snapshot: Snapshot | None = None
+        self._bodies: dict = {}
+        self.renders = 0            # bodies rendered; a request served a shared one does not count
+
+    def get(self, snap: Snapshot, key: Hashable, render: Callable[[Snapshot], bytes]) -> bytes:
+        with self._lock:
+            latest = self._snapshot
+            if latest is None or (snap is not latest and snap.monotonic > latest.monotonic):
+                self._snapshot, self._bodies, latest = snap, {}, snap
+            body = self._bodies.get(key)
+            if body is None:
+                body = self._bodies[key] = render(latest)
+                self.renders += 1
+            return body
