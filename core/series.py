@@ -14,6 +14,7 @@ they compare by value. LABEL_CACHE_LIMIT bounds every label cache.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import repeat
 from dataclasses import dataclass, field
 
 LABEL_CACHE_LIMIT = 200_000
@@ -149,14 +150,13 @@ class LabelCache:
             self._restart({k: s for k, s in zip(keys, out) if s is not None})
             cache = self.by_key
         values, texts = make(missing)
-        interned, names = self._interned, self.names
-        for key, v, t in zip(missing, values, texts):
-            ls = interned.get(v)
-            if ls is None:
-                ls = interned[v] = LabelSet(names, v, t)
-            else:
-                self.aliased = True
-            cache[key] = ls
+        interned = self._interned
+        grown = len(interned)
+        # setdefault keeps the label set already interned for equal values (C speed, no loop)
+        sets = list(map(interned.setdefault, values, map(LabelSet, repeat(self.names), values, texts)))
+        if len(interned) - grown < len(sets):
+            self.aliased = True
+        cache.update(zip(missing, sets))
         return list(map(cache.__getitem__, keys))
 
     def _restart(self, keep: dict) -> None:

@@ -195,7 +195,7 @@ def print_check_report(exporter: Exporter) -> bool:
                 print(f"     variant {v['variant']}: {v['state']}: {v['reason']}")
         if s.get("verifier_log"):
             print("     " + s["verifier_log"].replace("\n", "\n     "))
-    for m in exporter.mitigations.manager.status():   # not running on purpose is not a failure, but said
+    for m in exporter.mitigations.status():   # not running on purpose is not a failure, but said
         ok = ok and m["state"] != "failed"
         print(f"{'FAIL' if m['state'] == 'failed' else 'ok  '} mitigation {m['name']}@{m['version']}: "
               f"{m['state']}" + (f" — {m['reason']}" if m["reason"] else ""))
@@ -230,7 +230,7 @@ def run_exporter(args) -> int:
     stop = threading.Event()
     try:
         errors = exporter.supervisor.apply(cfg)
-        errors.update(exporter.mitigations.manager.apply_config(cfg.mitigations))
+        errors.update(exporter.mitigations.apply_config(cfg.mitigations))
         failed = {n: e for n, e in errors.items() if e}
         if args.check:
             ok = print_check_report(exporter)
@@ -305,7 +305,7 @@ def serve(exporter: Exporter, host: str, port: int, stop: threading.Event) -> in
                threading.Thread(target=admin.serve_forever, args=(0.1,), name="admin", daemon=True),
                threading.Thread(target=exporter.consume_events_forever, args=(stop,), name="ringbuf", daemon=True),
                threading.Thread(target=exporter.breaker.run, args=(stop,), name="breaker", daemon=True),
-               threading.Thread(target=exporter.mitigations.manager.run, args=(stop,), name="mitigations", daemon=True)]
+               threading.Thread(target=exporter.mitigations.run, args=(stop,), name="mitigations", daemon=True)]
     for t in threads:
         t.start()
     hup = threading.Event()
