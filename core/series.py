@@ -13,7 +13,7 @@ they compare by value. LABEL_CACHE_LIMIT bounds every label cache.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from itertools import repeat
 from dataclasses import dataclass, field
 
@@ -51,36 +51,41 @@ def _pb_label(name: str, value: str) -> bytes:
 class LabelSet:
     """Label names and values (unescaped strings, in exposition order).
 
-    `text`, `proto` and `attributes` are each computed on first access and kept (__getattr__
-    runs only for a slot not set yet, so later reads cost a plain attribute load). The
-    attributes dict is shared by every reader: do not modify it."""
+    `text` is made with the label set (decoders pass it in, joined from cached fragments);
+    `proto` and `attributes` on first use, then kept. The attributes dict is shared by every
+    reader: do not modify it. No __getattr__, __len__ or __bool__: each would slow down every
+    attribute read or truth test of the hot path (collect.py, the renderers)."""
 
-    __slots__ = ("names", "values", "text", "proto", "attributes", "_hash")
+    __slots__ = ("names", "values", "text", "_proto", "_attributes", "_hash")
 
     def __init__(self, names: tuple[str, ...] = (), values: tuple[str, ...] = (), text: str | None = None):
         self.names, self.values = names, values
-        if text is not None:   # a decoder that built the text from cached fragments
-            self.text = text
+        if text is None:
+            inner = ",".join(map(label_fragment, names, values))
+            text = f"{{{inner}}}" if inner else ""
+        self.text = text
+        self._proto = self._attributes = self._hash = None
 
     @classmethod
     def of(cls, pairs: Iterable[tuple[str, str]]) -> LabelSet:
         pairs = tuple(pairs)
         return cls(tuple(n for n, _v in pairs), tuple(str(v) for _n, v in pairs))
 
-    def __getattr__(self, name: str):
-        if name == "text":
-            inner = ",".join(map(label_fragment, self.names, self.values))
-            value = f"{{{inner}}}" if inner else ""
-        elif name == "proto":
-            value = b"".join(map(_pb_label, self.names, self.values))
-        elif name == "attributes":
-            value = dict(zip(self.names, self.values))
-        elif name == "_hash":
-            value = hash((self.names, self.values))
-        else:
-            raise AttributeError(name)
-        setattr(self, name, value)
-        return value
+    @property
+    def proto(self) -> bytes:
+        """The Metric.label fields (LabelPair messages) of the protobuf exposition."""
+        p = self._proto
+        if p is None:
+            p = self._proto = b"".join(map(_pb_label, self.names, self.values))
+        return p
+
+    @property
+    def attributes(self) -> dict[str, str]:
+        """OTel data point attributes."""
+        a = self._attributes
+        if a is None:
+            a = self._attributes = dict(zip(self.names, self.values))
+        return a
 
     def pairs(self) -> tuple[tuple[str, str], ...]:
         return tuple(zip(self.names, self.values))
@@ -97,11 +102,11 @@ class LabelSet:
     def without(self, name: str) -> LabelSet:
         return LabelSet.of(p for p in self.pairs() if p[0] != name)
 
-    def __len__(self) -> int:
-        return len(self.names)
-
     def __hash__(self) -> int:
-        return self._hash
+        h = self._hash
+        if h is None:
+            h = self._hash = hash((self.names, self.values))
+        return h
 
     def __eq__(self, other) -> bool:
         return self is other or (other.__class__ is LabelSet and self.values == other.values
@@ -143,7 +148,7 @@ class LabelCache:
         keys not cached, in the order of `names`."""
         cache = self.by_key
         out = list(map(cache.get, keys))
-        if None not in out:
+        if all(out):    # C speed: a LabelSet is always true, and `None in out` would call __eq__
             return out
         missing = [k for k, s in zip(keys, out) if s is None]
         if len(cache) + len(missing) > LABEL_CACHE_LIMIT:
@@ -180,9 +185,25 @@ class HistogramSeries:
 
 @dataclass
 class Family:
+    """One metric family. Scalar series come in two shapes, rendered alike: `samples`, tuples
+    that may carry a suffix (hand-built families: the exporter's own metrics), and the columns
+    `labels` + `values` (a collector's map-sized output: series i is labels[i] = values[i]).
+    Columns make no object per series per scrape, which keeps a 100k-series scrape cheap for
+    the allocator and the garbage collector alike."""
     name: str  # as exposed, e.g. "syscalls_total"; the TYPE line carries it whole
     type: str  # "counter" | "gauge" | "histogram" | "untyped"
     help: str
     samples: list[tuple[str, LabelSet, float | int]] = field(default_factory=list)   # (suffix, labels, value)
     # Histogram families may carry their series here instead of (or besides) text samples.
     histograms: list[HistogramSeries] | None = None
+    labels: list[LabelSet] = field(default_factory=list)
+    values: list = field(default_factory=list)
+
+    def scalars(self) -> Iterator[tuple[LabelSet, float | int]]:
+        """(labels, value) of every scalar series: the unsuffixed samples, then the columns."""
+        yield from ((ls, v) for suffix, ls, v in self.samples if not suffix)
+        yield from zip(self.labels, self.values)
+
+    def all_samples(self) -> list[tuple[str, LabelSet, float | int]]:
+        """`samples` and the columns, as (suffix, labels, value) tuples (not for the hot path)."""
+        return self.samples + [("", ls, v) for ls, v in zip(self.labels, self.values)]

@@ -104,13 +104,13 @@ class LabelDecoder:
             memo.clear()
 
 
-def _add_up(labels: list[LabelSet], values, aliased: bool) -> list[tuple]:
-    """One sample per label set. Distinct keys can decode alike (a dropped field, a static
+def _add_up(labels: list[LabelSet], values: list, aliased: bool) -> tuple[list, list]:
+    """One value per label set. Distinct keys can decode alike (a dropped field, a static
     table naming two numbers the same, two addresses in one function): those are added.
     Equal label sets of one decoder are one object (LabelCache), so `aliased` false means
     there is nothing to add, and merging goes by identity."""
     if not aliased:
-        return [("", lbl, v) for lbl, v in zip(labels, values)]
+        return labels, values
     merged: dict[int, list] = {}
     for lbl, v in zip(labels, values):
         acc = merged.get(id(lbl))
@@ -118,7 +118,7 @@ def _add_up(labels: list[LabelSet], values, aliased: bool) -> list[tuple]:
             merged[id(lbl)] = [lbl, v]
         else:
             acc[1] += v
-    return [("", lbl, v) for lbl, v in merged.values()]
+    return [a[0] for a in merged.values()], [a[1] for a in merged.values()]
 
 
 class MetricCollector:
@@ -182,10 +182,11 @@ class MetricCollector:
             series = self._hist_series(key_list, self._format.iter_unpack(values))
             return Family(self.spec.name, self.spec.type, self.spec.help, [], histograms=series)
         if self.split_cpus:
-            samples = self._cpu_samples(key_list, self._format.iter_unpack(values))
+            labels, column = self._cpu_samples(key_list, self._format.iter_unpack(values))
         else:
-            samples = self._scalar_samples(key_list, values)
-        return Family(self.spec.name, self.spec.type, self.spec.help, self.limit.samples(samples))
+            labels, column = self._scalar_samples(key_list, values)
+        labels, column = self.limit.columns(labels, column)
+        return Family(self.spec.name, self.spec.type, self.spec.help, labels=labels, values=column)
 
     def _scalar_column(self, values: memoryview) -> list:
         if self._format.format == "<Q":  # plain u64 per entry: no unpacking at all
@@ -194,7 +195,7 @@ class MetricCollector:
             return [r[0] for r in self._format.iter_unpack(values)]
         return [sum(r) for r in self._format.iter_unpack(values)]
 
-    def _scalar_samples(self, key_list: list[bytes], values: memoryview) -> list:
+    def _scalar_samples(self, key_list: list[bytes], values: memoryview) -> tuple[list, list]:
         column = self._scalar_column(values)
         if self._skip_zero:
             kept = [i for i, v in enumerate(column) if v]
@@ -204,7 +205,7 @@ class MetricCollector:
             column = [v * scale for v in column]
         return _add_up(self.labels(key_list), column, self.labels.cache.aliased)
 
-    def _cpu_samples(self, key_list: list[bytes], rows) -> list:
+    def _cpu_samples(self, key_list: list[bytes], rows) -> tuple[list, list]:
         rows = list(rows)
         labels, column = [], []
         for cpu, decoder in enumerate(self._cpu_labels):

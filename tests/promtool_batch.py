@@ -38,4 +38,4 @@ def check_examples(examples: list[list[Family]]) -> int:
             alone = promtool_check(render(fams))
             assert parses(alone), f"example {i}:\n{render(fams).decode()}\n{(alone.stdout + alone.stderr).decode()}"
         raise AssertionError((result.stdout + result.stderr).decode()[-3000:])
-    return sum(len(f.samples) for f in renamed)
+    return sum(len(f.all_samples()) for f in renamed)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Iterable
+from itertools import chain
 
 from core.series import Family, HistogramSeries
 
@@ -140,9 +141,10 @@ def metric_family(family: Family) -> bytes:
         # Metric{label..., counter|gauge|untyped = {value=1 double}}: the value part is 11 bytes.
         value_head = _tag(_VALUE_FIELD[t], 2) + b"\x09\x09"
         pack, small = _double, _ONE_BYTE
-        for suffix, ls, v in family.samples:
+        for suffix, ls, _v in family.samples:
             if suffix:
                 raise ValueError(f"family {family.name}: sample suffix {suffix!r} in a {t}")
+        for ls, v in chain([(ls, v) for _s, ls, v in family.samples], zip(family.labels, family.values)):
             lb = ls.proto
             n = len(lb) + 11
             metrics.append(b"\x22" + (small[n] if n < 128 else varint(n)) + lb + value_head
@@ -155,7 +157,7 @@ def render(families: Iterable[Family]) -> bytes:
     with no series are left out (Prometheus skips them anyway)."""
     out: list[bytes] = []
     for family in families:
-        if not family.samples and not family.histograms:
+        if not family.samples and not family.histograms and not family.labels:
             continue
         msg = metric_family(family)
         out.append(varint(len(msg)))

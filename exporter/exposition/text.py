@@ -108,6 +108,13 @@ def render(families: Iterable[Family]) -> bytes:
             else f"{name}{suffix}{labels.text} {format_value(v)}\n"
             for suffix, labels, v in family.samples
         ])
+        if family.labels:   # a collector's columns: the same lines, no suffix
+            chunks.extend([
+                f"{name}{labels.text} {v}\n" if v.__class__ is int
+                else f"{name}{labels.text} {v!r}\n" if v.__class__ is float and v - v == 0
+                else f"{name}{labels.text} {format_value(v)}\n"
+                for labels, v in zip(family.labels, family.values)
+            ])
         if family.histograms:
             chunks.extend(histogram_lines(name, family.histograms))
     return "".join(chunks).encode("utf-8")

@@ -254,7 +254,7 @@ class Mitigations:
             except libbpf.LibbpfError as e:
                 log.error("mitigation %s: reading %s: %s", m.name, map_name, e)
                 return None
-            for _suffix, label_set, value in family.samples:
+            for label_set, value in family.scalars():
                 action = label_set.get("action")
                 if action in totals:
                     totals[action] += value

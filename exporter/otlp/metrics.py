@@ -179,7 +179,7 @@ class MetricsConverter:
         if spec.type == "histogram":
             return self._histogram(program, loaded, collector, fam, exp, now, push, series, unit)
         if spec.type == "gauge":
-            points = [NumberDataPoint(lbl.attributes, 0, now, v) for _s, lbl, v in fam.samples]
+            points = [NumberDataPoint(lbl.attributes, 0, now, v) for lbl, v in fam.scalars()]
             push.points += len(points)
             return Metric(spec.name, spec.help, unit, Gauge(points))
         old = self._series.get((program, spec.name), {})
@@ -187,7 +187,7 @@ class MetricsConverter:
         points = []
         delta = self.counter_temporality is DELTA
         commits = push.commits
-        for _suffix, lbl, v in fam.samples:
+        for lbl, v in fam.scalars():
             st = old.get(lbl)
             if st is None:
                 st = self._new_series(program, v, now)

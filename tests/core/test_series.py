@@ -78,7 +78,7 @@ def test_the_overflow_label_set_agrees_too():
 
 
 def test_the_empty_label_set():
-    assert (EMPTY.text, EMPTY.proto, EMPTY.attributes, len(EMPTY)) == ("", b"", {}, 0)
+    assert (EMPTY.text, EMPTY.proto, EMPTY.attributes, EMPTY.names) == ("", b"", {}, ())
 
 
 def test_renderings_are_made_once_and_kept():

@@ -233,7 +233,7 @@ def test_every_value_equals_the_prometheus_sample(plan):
     m = by_name(MetricsConverter(RESOURCE).convert(snap))
     for name in ("demo_calls_total", "demo_queue_depth", "demo_cpu_ticks_total"):
         fam = prometheus(prog, snap, name)
-        prom = {tuple(sorted(lbl.pairs())): v for _s, lbl, v in fam.samples}
+        prom = {tuple(sorted(lbl.pairs())): v for _s, lbl, v in fam.all_samples()}
         otel = {tuple(sorted(p.attributes.items())): p.value for p in m[name].data.data_points}
         assert otel == prom and prom, name
     assert point(m["demo_calls_total"], comm="cat", op=2).value == 7
