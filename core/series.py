@@ -64,7 +64,7 @@ class LabelSet:
             inner = ",".join(map(label_fragment, names, values))
             text = f"{{{inner}}}" if inner else ""
         self.text = text
-        self._proto = self._attributes = self._hash = None
+        # _proto, _attributes and _hash stay unset until asked for (fewer stores per new key)
 
     @classmethod
     def of(cls, pairs: Iterable[tuple[str, str]]) -> LabelSet:
@@ -74,18 +74,20 @@ class LabelSet:
     @property
     def proto(self) -> bytes:
         """The Metric.label fields (LabelPair messages) of the protobuf exposition."""
-        p = self._proto
-        if p is None:
+        try:
+            return self._proto
+        except AttributeError:
             p = self._proto = b"".join(map(_pb_label, self.names, self.values))
-        return p
+            return p
 
     @property
     def attributes(self) -> dict[str, str]:
         """OTel data point attributes."""
-        a = self._attributes
-        if a is None:
+        try:
+            return self._attributes
+        except AttributeError:
             a = self._attributes = dict(zip(self.names, self.values))
-        return a
+            return a
 
     def pairs(self) -> tuple[tuple[str, str], ...]:
         return tuple(zip(self.names, self.values))
@@ -103,10 +105,11 @@ class LabelSet:
         return LabelSet.of(p for p in self.pairs() if p[0] != name)
 
     def __hash__(self) -> int:
-        h = self._hash
-        if h is None:
+        try:
+            return self._hash
+        except AttributeError:
             h = self._hash = hash((self.names, self.values))
-        return h
+            return h
 
     def __eq__(self, other) -> bool:
         return self is other or (other.__class__ is LabelSet and self.values == other.values

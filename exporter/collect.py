@@ -46,18 +46,24 @@ class LabelDecoder:
         self._extra_fragment = label_fragment(*extra) if extra else ""
         self._by_field: list[dict[bytes, tuple[str, str]]] = [{} for _ in labels]
 
-    def field(self, i: int, raw: bytes) -> tuple[str, str]:
-        """(value, `name="value"` fragment) of label field i's raw bytes."""
+    def field(self, i: int, raws: list[bytes]) -> list[tuple[str, str]]:
+        """(value, `name="value"` fragment) of label field i for each of its raw bytes; the
+        decoder runs once per distinct value."""
         memo = self._by_field[i]
-        vf = memo.get(raw)
-        if vf is None:
-            lp = self.labels[i]
+        out = list(map(memo.get, raws))
+        if all(out):
+            return out
+        lp, fresh = self.labels[i], {}
+        for raw in {r for r, vf in zip(raws, out) if vf is None}:
             value = raw if lp.field.kind == "array" else int.from_bytes(raw, "little", signed=lp.field.signed)
             text = DECODERS[lp.decoder].decode(value, lp.field, lp.options)
-            if len(memo) >= series.LABEL_CACHE_LIMIT:
-                memo.clear()
-            vf = memo[raw] = (text, label_fragment(lp.name, text))
-        return vf
+            fresh[raw] = (text, label_fragment(lp.name, text))
+        limit = series.LABEL_CACHE_LIMIT
+        if len(memo) + len(fresh) > limit:
+            memo.clear()
+        if len(fresh) <= limit:   # else this scrape's values alone are too many to keep
+            memo.update(fresh)
+        return [vf or fresh[r] for r, vf in zip(raws, out)]
 
     def column(self, i: int, keys: list[bytes]) -> tuple[list[str], list[str]]:
         """The values and the `name="value"` fragments of label field i for every key."""
@@ -68,8 +74,8 @@ class LabelDecoder:
                                f"{len(keys[0]) - lp.offset - lp.size}x")
             values = [str(v) for (v,) in st.iter_unpack(b"".join(keys))]
             return values, [f'{lp.name}="{v}"' for v in values]
-        end = lp.offset + lp.size
-        pairs = [self.field(i, k[lp.offset: end]) for k in keys]
+        start, end = lp.offset, lp.offset + lp.size
+        pairs = self.field(i, [k[start:end] for k in keys])
         return [p[0] for p in pairs], [p[1] for p in pairs]
 
     def decode(self, keys: list[bytes]) -> tuple[list[tuple], list[str]]:
