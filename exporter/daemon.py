@@ -42,7 +42,7 @@ class Exporter:
         self.supervisor = Supervisor(registry, config.pin_root, config.source, config.trusted_keys)
         self.snapshots = SnapshotCache(self.supervisor.snapshot, SNAPSHOT_MAX_AGE)
         self.supervisor.on_change = self._programs_changed
-        self.bodies = SharedBodies()   # scrapes of one snapshot share its body (exporter/snapshot.py)
+        self.bodies = SharedBodies(self.snapshots)   # scrapes of one moment share its body (exporter/snapshot.py)
         self.last_scrape_seconds: float | None = None
         self.started = time.time()
         # Callables returning extra self-metric Families on every scrape (the OTLP export's).
@@ -88,7 +88,7 @@ class Exporter:
 
     def scrape(self, fmt: str = "text") -> bytes:
         t0 = time.perf_counter()
-        return self.bodies.get(self.snapshots.get(), fmt, lambda snap: self._render(snap, fmt, t0))
+        return self.bodies.get(fmt, lambda snap: self._render(snap, fmt, t0))
 
     def _render(self, snap, fmt: str, t0: float) -> bytes:
         families = [f for ps in snap.programs for f in ps.program.families(ps)]

@@ -98,27 +98,34 @@ class SnapshotCache:
 
 
 class SharedBodies:
-    """The rendered bodies of the latest snapshot, one per key (format, encoding): the first
-    request for a key renders it, the others (waiting meanwhile) get the same bytes object.
-    A request holding an older snapshot than the latest is served the latest: it is at least
-    as fresh as the request asked for.
+    """Rendered bodies, one per key (format, encoding), of the latest snapshot: single flight
+    over snapshot *and* render. A request is served the cached body when its snapshot was
+    finished after the request arrived (or, with the SnapshotCache's `max_age`, that young);
+    else it takes a snapshot (through the SnapshotCache, shared with OTLP) and renders. While
+    one render runs, every request arriving waits and then shares the next one: one render per
+    wave of scrapers, and one body per wave in memory, however many scrapers ask at once. No
+    request is served an older moment than it would be alone.
 
     One lock for all renders, which share the collectors' label caches (exporter/collect.py).
     The latest snapshot's bodies stay until the next snapshot: what one scrape holds anyway."""
 
-    def __init__(self):
+    def __init__(self, snapshots: SnapshotCache):
+        self.snapshots = snapshots
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
         self._bodies: dict = {}
         self.renders = 0            # bodies rendered; a request served a shared one does not count
 
-    def get(self, snap: Snapshot, key: Hashable, render: Callable[[Snapshot], bytes]) -> bytes:
+    def get(self, key: Hashable, render: Callable[[Snapshot], bytes]) -> bytes:
+        asked = time.monotonic()
         with self._lock:
-            latest = self._snapshot
-            if latest is None or (snap is not latest and snap.monotonic > latest.monotonic):
-                self._snapshot, self._bodies, latest = snap, {}, snap
+            snap = self._snapshot
+            if snap is None or snap.monotonic < asked - self.snapshots.max_age:
+                snap = self.snapshots.get()
+                if snap is not self._snapshot:
+                    self._snapshot, self._bodies = snap, {}
             body = self._bodies.get(key)
             if body is None:
-                body = self._bodies[key] = render(latest)
+                body = self._bodies[key] = render(snap)
                 self.renders += 1
             return body

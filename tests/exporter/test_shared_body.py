@@ -4,6 +4,7 @@ many scrapers ask at once, and every one of them gets the same bytes."""
 from __future__ import annotations
 
 import threading
+import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
@@ -95,18 +96,34 @@ def test_http_scrapers_get_the_shared_body(exporter):
     assert protos[0][0] == PROTOBUF_CONTENT_TYPE and texts[0][1].startswith(b"# HELP")
 
 
-def test_a_newer_snapshot_is_rendered_anew_and_an_older_one_gets_the_newer_body():
-    bodies, rendered = SharedBodies(), []
+class Moments:
+    """A SnapshotCache stand-in: every get() is a snapshot finished now."""
+
+    def __init__(self, max_age: float = 0.0):
+        self.max_age, self.taken = max_age, []
+
+    def get(self) -> Snapshot:
+        self.taken.append(snap(time.monotonic()))
+        return self.taken[-1]
+
+
+def test_a_request_after_the_moment_gets_a_new_snapshot_and_render():
+    moments, rendered = Moments(), []
+    bodies = SharedBodies(moments)
 
     def render(s):
-        rendered.append(s.monotonic)
+        rendered.append(s)
         return f"at {s.monotonic}".encode()
 
-    first, second = snap(1.0), snap(2.0)
-    assert bodies.get(first, "text", render) == b"at 1.0"
-    assert bodies.get(first, "text", render) == b"at 1.0"
-    assert bodies.get(second, "text", render) == b"at 2.0"
-    # a request that took the first snapshot but got the lock later: the newer moment
-    assert bodies.get(first, "text", render) == b"at 2.0"
-    assert bodies.get(first, "protobuf", render) == b"at 2.0"
-    assert rendered == [1.0, 2.0, 2.0] and bodies.renders == 3
+    first = bodies.get("text", render)
+    second = bodies.get("text", render)      # asked after the first snapshot was finished
+    assert first != second and rendered == moments.taken and len(rendered) == 2
+    assert bodies.get("protobuf", render) != second and len(rendered) == 3
+
+
+def test_within_max_age_the_body_is_shared():
+    moments, rendered = Moments(max_age=3600.0), []
+    bodies = SharedBodies(moments)
+    render = lambda s: rendered.append(s) or b"body"   # noqa: E731
+    assert [bodies.get("text", render) for _ in range(5)] == [b"body"] * 5
+    assert len(moments.taken) == 1 and len(rendered) == 1 and bodies.renders == 1
