@@ -1,9 +1,9 @@
 """The series model: label sets as data, and the samples every output renders (pure).
 
 A LabelSet is label names and values. Each output asks it for its own encoding — `text`
-(Prometheus `{a="x"}`), `proto` (protobuf Metric.label fields) or `attributes` (OTel) — made on
-first use and kept on the object: a label set that lives from scrape to scrape is encoded once
-per output, not once per scrape. Family and HistogramSeries are the sample model the exposition
+(Prometheus `{a="x"}`, made with it), `proto` (protobuf Metric.label fields) or `attributes`
+(OTel), made on first use — kept on the object: a label set that lives from scrape to scrape is
+encoded once per output, not once per scrape. Family and HistogramSeries are the sample model the exposition
 renderers (exporter/exposition/) and the OTLP bridge (exporter/otlp/metrics.py) take, as
 client_python's samples.py is for its renderers.
 
@@ -14,8 +14,8 @@ they compare by value. LABEL_CACHE_LIMIT bounds every label cache.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from itertools import repeat
 from dataclasses import dataclass, field
+from itertools import repeat
 
 LABEL_CACHE_LIMIT = 200_000
 
@@ -134,7 +134,7 @@ class LabelCache:
     """Map key bytes -> interned LabelSet, for one metric's decoder.
 
     Interned: a label set made while an equal one is cached is that one, so equal label sets
-    of this cache are one object (`LabelSet`s from different keys compare by `is`). Bounded:
+    of this cache are one object (label sets of different keys compare by `is`). Bounded:
     past LABEL_CACHE_LIMIT keys it keeps only those of the latest lookup (`lookup`)."""
 
     def __init__(self, names: tuple[str, ...]):
