@@ -2,7 +2,9 @@
 
 /metrics negotiates on Accept (exposition.negotiate) among the formats the exporter lists in its
 `formats` attribute: one that has none serves text only, through `exporter.scrape()`; one that
-lists formats ("text", "protobuf") is called as `exporter.scrape(fmt)` with the chosen one."""
+lists formats ("text", "protobuf") is called as `exporter.scrape(fmt)` with the chosen one.
+Concurrent scrapes of one moment get one shared body (exporter/snapshot.py SharedBodies), which
+each handler thread writes out without copying it."""
 from __future__ import annotations
 
 import json
