@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import math
 
+from core.series import LabelSet
+
 DEFAULT_MAX_SERIES = 10_000
 OVERFLOW = "__overflow__"
 
@@ -34,8 +36,9 @@ def _total(values: list):
     return math.fsum(values) if values and isinstance(values[0], float) else sum(values)
 
 
-def overflow_labels(names) -> str:
-    return "{" + ",".join(f'{n}="{OVERFLOW}"' for n in names) + "}" if names else ""
+def overflow_labels(names) -> LabelSet:
+    names = tuple(names)
+    return LabelSet(names, (OVERFLOW,) * len(names))
 
 
 class SeriesLimit:
@@ -53,10 +56,10 @@ class SeriesLimit:
         self.overflow = overflow_labels(list(label_names))
         self.folded = 0
         self.dropped_total = 0
-        self._admitted: set[str] = set()
-        self._folded_before: set[str] = set()
+        self._admitted: set[LabelSet] = set()
+        self._folded_before: set[LabelSet] = set()
 
-    def _keep(self, labels) -> set[str]:
+    def _keep(self, labels) -> set[LabelSet]:
         room = self.max - 1          # one series is the overflow
         keep = self._admitted.intersection(labels)
         if len(keep) > room:         # the limit was lowered
@@ -70,7 +73,7 @@ class SeriesLimit:
         self._admitted = keep
         return keep
 
-    def _count(self, folded: set[str]) -> None:
+    def _count(self, folded: set[LabelSet]) -> None:
         self.folded = len(folded)
         self.dropped_total += len(folded - self._folded_before)
         self._folded_before = folded
@@ -80,27 +83,38 @@ class SeriesLimit:
             self.folded = 0
             self._folded_before = set()
 
+    def columns(self, labels: list, values: list) -> tuple[list, list]:
+        """Distinct label sets and their values -> at most `max` of them (the same lists when
+        they are within the limit)."""
+        if len(labels) <= self.max:
+            self._under()
+            return labels, values
+        keep = self._keep(labels)
+        kept_labels, kept_values, rest = [], [], []
+        for lbl, v in zip(labels, values):
+            if lbl in keep:
+                kept_labels.append(lbl)
+                kept_values.append(v)
+            else:
+                rest.append(v)
+        folded = set(labels)
+        folded -= keep
+        self._count(folded)
+        total = _total(rest)
+        # A real series whose labels all read __overflow__ would collide: add it in.
+        for i, lbl in enumerate(kept_labels):
+            if lbl == self.overflow:
+                kept_values[i] += total
+                return kept_labels, kept_values
+        return kept_labels + [self.overflow], kept_values + [total]
+
     def samples(self, samples: list) -> list:
         """(suffix, labels, value) samples with distinct labels -> at most `max` of them."""
         if len(samples) <= self.max:
             self._under()
             return samples
-        labels = [s[1] for s in samples]
-        keep = self._keep(labels)
-        kept = [s for s in samples if s[1] in keep]
-        folded = set(labels)
-        folded -= keep
-        self._count(folded)
-        return self._merge_overflow(kept, _total([s[2] for s in samples if s[1] not in keep]))
-
-    def _merge_overflow(self, kept: list, total) -> list:
-        # A real series whose labels all read __overflow__ would collide: add it in.
-        for i, s in enumerate(kept):
-            if s[1] == self.overflow:
-                kept[i] = (s[0], s[1], s[2] + total)
-                return kept
-        kept.append(("", self.overflow, total))
-        return kept
+        labels, values = self.columns([s[1] for s in samples], [s[2] for s in samples])
+        return [("", lbl, v) for lbl, v in zip(labels, values)]
 
     def merged(self, merged: dict) -> dict:
         """Histogram label set -> [slot counts, sum] -> at most `max` label sets."""

@@ -30,7 +30,7 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 
 from core import budget as budget_mod
-from exporter.exposition.text import Family, render_labels
+from core.series import Family, labels
 from exporter.slot import ProgramView
 from exporter.supervisor import Supervisor
 
@@ -214,7 +214,7 @@ class Breaker:
         breaches, level, tripped = [], [], []
         with self._lock:
             for name, st in sorted(self.states.items()):
-                lbl = render_labels([("program", name)])
+                lbl = labels(program=name)
                 breaches.append(("", lbl, st.breaches))
                 level.append(("", lbl, st.level))
                 tripped.append(("", lbl, 1 if st.tripped_at is not None else 0))

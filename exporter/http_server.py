@@ -3,7 +3,9 @@
 What it serves is a `MetricsSite` (exporter/daemon/app.py's ExporterApp is one). /metrics
 negotiates on Accept (exposition.negotiate) among the formats the site lists in its `formats`
 attribute: one that has none serves text only, through `site.scrape()`; one that lists formats
-("text", "protobuf") is called as `site.scrape(fmt)` with the chosen one."""
+("text", "protobuf") is called as `site.scrape(fmt)` with the chosen one.
+Concurrent scrapes of one moment get one shared body (exporter/snapshot.py SharedBodies), which
+each handler thread writes out without copying it."""
 from __future__ import annotations
 
 import json

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from exporter.exposition.text import Family, render_labels
+from core.series import EMPTY, Family, labels
 from exporter.snapshot import Snapshot
 
 BUILD_VERSION = "0.1.0"
@@ -20,41 +20,39 @@ def _counter(name, help_, samples):
 def families(snap: Snapshot, last_scrape_seconds: float | None) -> list[Family]:
     info, attached, load_errors, read_errors = [], [], [], []
     for slot in snap.slots:
-        lbl = render_labels([("program", slot.name)])
+        lbl = labels(program=slot.name)
         attached.append(("", lbl, 1 if slot.attached else 0))
         load_errors.append(("", lbl, slot.load_errors))
         read_errors.append(("", lbl, slot.read_errors))
         if slot.version:
-            info.append(("", render_labels([("program", slot.name), ("version", slot.version),
-                                            ("digest", slot.digest)]), 1))
-    variant = [("", render_labels([("program", slot.name), ("variant", v.variant),
-                                   ("state", v.state), ("reason", v.reason)]),
+            info.append(("", labels(program=slot.name, version=slot.version, digest=slot.digest), 1))
+    variant = [("", labels(program=slot.name, variant=v.variant, state=v.state, reason=v.reason),
                 1 if v.state == "running" else 0)
                for slot in snap.slots for v in slot.variants]
-    not_applicable = [("", render_labels([("program", slot.name), ("reason", slot.not_applicable)]), 1)
+    not_applicable = [("", labels(program=slot.name, reason=slot.not_applicable), 1)
                       for slot in snap.slots if slot.not_applicable]
     run_ns, run_cnt, rb_events, rb_drops, rb_backlog, rb_size, rb_capped = [], [], [], [], [], [], []
     entries, max_entries, fill, read_s = [], [], [], []
     limit, overflow, dropped = [], [], []
     for ps in snap.programs:
         for collector, _map in getattr(ps.program, "collectors", ()):
-            sl = render_labels([("program", ps.name), ("metric", collector.spec.name)])
+            sl = labels(program=ps.name, metric=collector.spec.name)
             limit.append(("", sl, collector.limit.max))
             overflow.append(("", sl, collector.limit.folded))
             dropped.append(("", sl, collector.limit.dropped_total))
         for prog, st in ps.kernel.items():
-            pl = render_labels([("program", ps.name), ("bpf_program", prog)])
+            pl = labels(program=ps.name, bpf_program=prog)
             run_ns.append(("", pl, st.run_time_ns / 1e9))
             run_cnt.append(("", pl, st.run_cnt))
         for rs in ps.rings:
-            rl = render_labels([("program", ps.name), ("map", rs.map)])
+            rl = labels(program=ps.name, map=rs.map)
             rb_events.append(("", rl, rs.events))
             rb_drops.append(("", rl, rs.drops))
             rb_backlog.append(("", rl, rs.backlog_bytes))
             rb_size.append(("", rl, rs.size_bytes))
             rb_capped.append(("", rl, rs.capped_polls))
         for ms in ps.map_stats:
-            ml = render_labels([("program", ps.name), ("map", ms.map)])
+            ml = labels(program=ps.name, map=ms.map)
             entries.append(("", ml, ms.entries))
             max_entries.append(("", ml, ms.max_entries))
             if ms.fills:
@@ -62,7 +60,7 @@ def families(snap: Snapshot, last_scrape_seconds: float | None) -> list[Family]:
             read_s.append(("", ml, ms.read_seconds))
     fams = [
         _gauge("bpfleet_build_info", "bpfleet exporter build and the kernel it runs on",
-               [("", render_labels([("version", BUILD_VERSION), ("kernel", os.uname().release)]), 1)]),
+               [("", labels(version=BUILD_VERSION, kernel=os.uname().release), 1)]),
         _gauge("bpfleet_program_info", "Programs running, with version and artifact digest", info),
         _gauge("bpfleet_program_attached", "1 if the program is loaded and attached", attached),
         _gauge("bpfleet_program_not_applicable", "1 for a program that cannot run on this host by "
@@ -90,9 +88,9 @@ def families(snap: Snapshot, last_scrape_seconds: float | None) -> list[Family]:
         _counter("bpfleet_series_dropped_total", "Label sets the series limit kept out: each "
                  "counted when it goes into the __overflow__ series", dropped),
         _gauge("bpfleet_snapshot_read_duration_seconds", "Time to read every map for the latest snapshot",
-               [("", "", snap.read_seconds)]),
+               [("", EMPTY, snap.read_seconds)]),
     ]
     if last_scrape_seconds is not None:
         fams.append(_gauge("bpfleet_scrape_duration_seconds",
-                           "Time the previous scrape took (snapshot, decode, render)", [("", "", last_scrape_seconds)]))
+                           "Time the previous scrape took (snapshot, decode, render)", [("", EMPTY, last_scrape_seconds)]))
     return fams

@@ -2,12 +2,15 @@
 
 Prometheus scrapes and OTLP pushes run on their own schedules; both render from a Snapshot.
 Requests that arrive while a snapshot is being taken share it, so the maps are read once per
-moment whoever asks, and rendering one format never holds up the other.
+moment whoever asks, and rendering one format never holds up the other. Scrapes that share a
+snapshot also share its rendered body (SharedBodies): one render, and one copy in memory, per
+moment and format however many scrapers ask at once.
 """
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 
@@ -92,3 +95,37 @@ class SnapshotCache:
     def invalidate(self) -> None:
         # No lock: callers hold the supervisor's lock, which a snapshot in progress takes too.
         self._latest = None
+
+
+class SharedBodies:
+    """Rendered bodies, one per key (format, encoding), of the latest snapshot: single flight
+    over snapshot *and* render. A request is served the cached body when its snapshot was
+    finished after the request arrived (or, with the SnapshotCache's `max_age`, that young);
+    else it takes a snapshot (through the SnapshotCache, shared with OTLP) and renders. While
+    one render runs, every request arriving waits and then shares the next one: one render per
+    wave of scrapers, and one body per wave in memory, however many scrapers ask at once. No
+    request is served an older moment than it would be alone.
+
+    One lock for all renders, which share the collectors' label caches (exporter/collect.py).
+    The latest snapshot's bodies stay until the next snapshot: what one scrape holds anyway."""
+
+    def __init__(self, snapshots: SnapshotCache):
+        self.snapshots = snapshots
+        self._lock = threading.Lock()
+        self._snapshot: Snapshot | None = None
+        self._bodies: dict = {}
+        self.renders = 0            # bodies rendered; a request served a shared one does not count
+
+    def get(self, key: Hashable, render: Callable[[Snapshot], bytes]) -> bytes:
+        asked = time.monotonic()
+        with self._lock:
+            snap = self._snapshot
+            if snap is None or snap.monotonic < asked - self.snapshots.max_age:
+                snap = self.snapshots.get()
+                if snap is not self._snapshot:
+                    self._snapshot, self._bodies = snap, {}
+            body = self._bodies.get(key)
+            if body is None:
+                body = self._bodies[key] = render(snap)
+                self.renders += 1
+            return body

@@ -22,7 +22,7 @@ from exporter import btf_source
 from exporter.btf_source import BtfConfig
 from exporter.checks import check_metric_names, check_overrides, same_as_running
 from exporter.config import Config, ProgramConfig
-from exporter.exposition.text import Family
+from core.series import Family
 from exporter.load import loader as loader_mod
 from exporter.load.errors import LoadError, NotApplicableOnHost
 from exporter.load.loader import Resolved

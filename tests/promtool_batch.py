@@ -9,7 +9,8 @@ import subprocess
 
 import pytest
 
-from exporter.exposition.text import Family, render
+from core.series import Family
+from exporter.exposition.text import render
 
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed")
@@ -37,4 +38,4 @@ def check_examples(examples: list[list[Family]]) -> int:
             alone = promtool_check(render(fams))
             assert parses(alone), f"example {i}:\n{render(fams).decode()}\n{(alone.stdout + alone.stderr).decode()}"
         raise AssertionError((result.stdout + result.stderr).decode()[-3000:])
-    return sum(len(f.samples) for f in renamed)
+    return sum(len(f.all_samples()) for f in renamed)

@@ -23,7 +23,7 @@ from exporter.exposition import proto as exposition_proto
 from exporter.exposition.text import render
 from exporter.mitigations.manager import Mitigations
 from exporter.otlp import settings as otlp_settings
-from exporter.snapshot import SnapshotCache
+from exporter.snapshot import SharedBodies, SnapshotCache
 from exporter.supervisor import Supervisor
 
 log = logging.getLogger("bpfleet.exporter")
@@ -46,7 +46,7 @@ class ExporterApp:
         self.supervisor = Supervisor(registry, config.pin_root, config.source, config.trusted_keys,
                                      before_load=before_load, on_change=self._programs_changed)
         self.snapshots = SnapshotCache(self.supervisor.snapshot, SNAPSHOT_MAX_AGE)
-        self._render_lock = threading.Lock()   # the collectors' label caches are not shared
+        self.bodies = SharedBodies(self.snapshots)   # scrapes of one moment share its body (exporter/snapshot.py)
         self.last_scrape_seconds: float | None = None
         self.started = time.time()
         self.otlp = None           # exporter.otlp.push.OtlpExport while OTLP export runs
@@ -128,13 +128,14 @@ class ExporterApp:
     # ---- what is served ----
     def scrape(self, fmt: str = "text") -> bytes:
         t0 = time.perf_counter()
-        snap = self.snapshots.get()
-        with self._render_lock:
-            families = [f for ps in snap.programs for f in ps.program.families(ps)]
-            families += selfmetrics.families(snap, self.last_scrape_seconds)
-            families += [f for provider in self.family_providers for f in provider()]
-            body = exposition_proto.render(families) if fmt == "protobuf" else render(families)
-            self.last_scrape_seconds = time.perf_counter() - t0
+        return self.bodies.get(fmt, lambda snap: self._render(snap, fmt, t0))
+
+    def _render(self, snap, fmt: str, t0: float) -> bytes:
+        families = [f for ps in snap.programs for f in ps.program.families(ps)]
+        families += selfmetrics.families(snap, self.last_scrape_seconds)
+        families += [f for provider in self.family_providers for f in provider()]
+        body = exposition_proto.render(families) if fmt == "protobuf" else render(families)
+        self.last_scrape_seconds = time.perf_counter() - t0
         return body
 
     def status(self) -> dict:

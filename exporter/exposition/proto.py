@@ -1,7 +1,8 @@
 """Prometheus protobuf exposition: length-delimited io.prometheus.client.MetricFamily messages.
 
 The only format Prometheus 2.4x scrapes native histograms from. Encoded by hand (no generated
-code, no protobuf runtime) from the same Family objects the text renderer takes. Field numbers,
+code, no protobuf runtime) from the same Family objects the text renderer takes (core/series.py);
+each label set encodes its own LabelPair fields once (LabelSet.proto). Field numbers,
 from prometheus/client_model io/prometheus/client/metrics.proto (proto2):
 
   MetricFamily  name=1 string, help=2 string, type=3 enum MetricType, metric=4 Metric
@@ -23,13 +24,13 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Iterable
+from itertools import chain
 
-from exporter.exposition.text import (PROTOBUF_CONTENT_TYPE as CONTENT_TYPE, Family, HistogramSeries, parse_labels)
+from core.series import Family, HistogramSeries
 
 METRIC_TYPES = {"counter": 0, "gauge": 1, "summary": 2, "untyped": 3, "histogram": 4}
 # The field of Metric holding each scalar type's one-double message.
 _VALUE_FIELD = {"counter": 3, "gauge": 2, "untyped": 5}
-LABEL_CACHE_LIMIT = 200_000
 
 _double = struct.Struct("<d").pack
 _ONE_BYTE = [bytes((i,)) for i in range(128)]
@@ -74,35 +75,6 @@ def _string_field(field: int, s: str) -> bytes:
     return _len_field(field, s.encode("utf-8"))
 
 
-def label_pairs(pairs: Iterable[tuple[str, str]]) -> bytes:
-    """The Metric.label fields of (name, value) pairs."""
-    return b"".join(_len_field(1, _string_field(1, n) + _string_field(2, v)) for n, v in pairs)
-
-
-# Pre-rendered text label string -> its Metric.label bytes / its pairs. Bounded like the
-# collectors' caches: past the limit they start over.
-_label_cache: dict[str, bytes] = {}
-_pairs_cache: dict[str, tuple] = {}
-
-
-def _labels_of(rendered: str) -> bytes:
-    b = _label_cache.get(rendered)
-    if b is None:
-        if len(_label_cache) >= LABEL_CACHE_LIMIT:
-            _label_cache.clear()
-        b = _label_cache[rendered] = label_pairs(parse_labels(rendered))
-    return b
-
-
-def _pairs_of(rendered: str) -> tuple:
-    p = _pairs_cache.get(rendered)
-    if p is None:
-        if len(_pairs_cache) >= LABEL_CACHE_LIMIT:
-            _pairs_cache.clear()
-        p = _pairs_cache[rendered] = tuple(parse_labels(rendered))
-    return p
-
-
 _bound_cache: dict[float, bytes] = {}
 
 
@@ -141,15 +113,12 @@ def histogram(h: HistogramSeries) -> bytes:
 def series_from_samples(samples: Iterable[tuple[str, str, float | int]]) -> list[HistogramSeries]:
     """Histogram series back from text samples (_bucket/_sum/_count), for families that carry
     only those: classic buckets, in the order given."""
-    by_labels: dict[tuple, list] = {}
-    for suffix, rendered, v in samples:
-        pairs = _pairs_of(rendered)
+    by_labels: dict = {}
+    for suffix, ls, v in samples:
         if suffix == "_bucket":
-            le = next(value for name, value in pairs if name == "le")
-            key = tuple(p for p in pairs if p[0] != "le")
-            by_labels.setdefault(key, [[], None, 0])[0].append((float(le), v))
+            by_labels.setdefault(ls.without("le"), [[], None, 0])[0].append((float(ls.get("le")), v))
         elif suffix in ("_sum", "_count"):
-            acc = by_labels.setdefault(pairs, [[], None, 0])
+            acc = by_labels.setdefault(ls, [[], None, 0])
             acc[1 if suffix == "_sum" else 2] = v
         else:
             raise ValueError(f"histogram sample suffix {suffix!r}")
@@ -167,17 +136,16 @@ def metric_family(family: Family) -> bytes:
         series = series_from_samples(family.samples) if family.samples else []
         series += family.histograms or []
         for h in series:
-            metrics.append(_len_field(4, label_pairs(h.labels) + _len_field(7, histogram(h))))
+            metrics.append(_len_field(4, h.labels.proto + _len_field(7, histogram(h))))
     else:
         # Metric{label..., counter|gauge|untyped = {value=1 double}}: the value part is 11 bytes.
         value_head = _tag(_VALUE_FIELD[t], 2) + b"\x09\x09"
-        get, pack, small = _label_cache.get, _double, _ONE_BYTE
-        for suffix, rendered, v in family.samples:
+        pack, small = _double, _ONE_BYTE
+        for suffix, ls, _v in family.samples:
             if suffix:
                 raise ValueError(f"family {family.name}: sample suffix {suffix!r} in a {t}")
-            lb = get(rendered)
-            if lb is None:
-                lb = _labels_of(rendered)
+        for ls, v in chain([(ls, v) for _s, ls, v in family.samples], zip(family.labels, family.values)):
+            lb = ls.proto
             n = len(lb) + 11
             metrics.append(b"\x22" + (small[n] if n < 128 else varint(n)) + lb + value_head
                            + pack(v if v.__class__ is float else float(v)))
@@ -189,7 +157,7 @@ def render(families: Iterable[Family]) -> bytes:
     with no series are left out (Prometheus skips them anyway)."""
     out: list[bytes] = []
     for family in families:
-        if not family.samples and not family.histograms:
+        if not family.samples and not family.histograms and not family.labels:
             continue
         msg = metric_family(family)
         out.append(varint(len(msg)))

@@ -1,15 +1,16 @@
 """Prometheus exposition: the one place that renders it. Text format 0.0.4 here; the protobuf
-format (native histograms) in exporter.exposition.proto, from the same Family objects.
+format (native histograms) in exporter.exposition.proto, from the same Family objects
+(core/series.py).
 
-Hot path: a scrape renders every series, so render() builds lines with one
-f-string per sample and a single join; label strings arrive pre-rendered
-(render_labels) so a series whose key did not change costs no escaping."""
+Hot path: a scrape renders every series, so render() builds lines with one f-string per sample
+and a single join; each label set keeps its text (LabelSet.text), so a series whose key did not
+change costs no escaping."""
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+
+from core.series import Family, HistogramSeries
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PROTOBUF_CONTENT_TYPE = ("application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; "
@@ -17,19 +18,8 @@ PROTOBUF_CONTENT_TYPE = ("application/vnd.google.protobuf; proto=io.prometheus.c
 FORMATS = {"text": CONTENT_TYPE, "protobuf": PROTOBUF_CONTENT_TYPE}
 
 
-def escape_label_value(value: str) -> str:
-    if "\\" in value or '"' in value or "\n" in value:
-        return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return value
-
-
 def escape_help(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\n", "\\n")
-
-
-def render_labels(pairs: Iterable[tuple[str, str]]) -> str:
-    inner = ",".join(f'{name}="{escape_label_value(value)}"' for name, value in pairs)
-    return f"{{{inner}}}" if inner else ""
 
 
 def format_value(v: float | int) -> str:
@@ -58,56 +48,22 @@ def le_label(bound: float | int) -> str:
     return sign + text
 
 
-_LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-_UNESCAPE_RE = re.compile(r"\\(.)", re.S)
-
-
-def _unescape(m: re.Match) -> str:
-    return "\n" if m.group(1) == "n" else m.group(1)
-
-
-def parse_labels(rendered: str) -> list[tuple[str, str]]:
-    """render_labels() backwards: '{a="x",b="y\\n"}' -> [("a", "x"), ("b", "y\n")]."""
-    return [(name, _UNESCAPE_RE.sub(_unescape, value) if "\\" in value else value)
-            for name, value in _LABEL_RE.findall(rendered)]
-
-
-@dataclass
-class HistogramSeries:
-    """One histogram series, in the form every exposition format can take it from."""
-    labels: tuple[tuple[str, str], ...]   # (name, value) pairs, unescaped; no `le`
-    buckets: list[tuple[float, int]]      # (inclusive upper bound, cumulative count), ascending, last +Inf
-    count: int
-    sum: float | None                     # None: the program keeps no sum (text: no _sum line)
-    native: object | None = None          # exporter.histograms.Native: protobuf adds native buckets
-
-
-@dataclass
-class Family:
-    name: str  # as exposed, e.g. "syscalls_total"; the TYPE line carries it whole
-    type: str  # "counter" | "gauge" | "histogram" | "untyped"
-    help: str
-    samples: list[tuple[str, str, float | int]] = field(default_factory=list)
-    # Histogram families may carry their series here instead of (or besides) text samples.
-    histograms: list[HistogramSeries] | None = None
-
-
-def histogram_samples(series: Iterable[HistogramSeries]) -> list[tuple[str, str, float | int]]:
-    """Text samples (_bucket per `le`, _sum, _count) of histogram series."""
-    samples: list[tuple[str, str, float | int]] = []
+def histogram_lines(name: str, series: Iterable[HistogramSeries]) -> list[str]:
+    """The _bucket (one per `le`), _sum and _count lines of histogram series."""
+    lines: list[str] = []
     les: dict[float, str] = {}
     for h in series:
-        lbl = render_labels(h.labels)
+        lbl = h.labels.text
         base = lbl[1:-1] + "," if lbl else ""
         for bound, cumulative in h.buckets:
             le = les.get(bound)
             if le is None:
                 le = les[bound] = le_label(bound)
-            samples.append(("_bucket", f'{{{base}le="{le}"}}', cumulative))
+            lines.append(f'{name}_bucket{{{base}le="{le}"}} {format_value(cumulative)}\n')
         if h.sum is not None:
-            samples.append(("_sum", lbl, h.sum))
-        samples.append(("_count", lbl, h.count))
-    return samples
+            lines.append(f"{name}_sum{lbl} {format_value(h.sum)}\n")
+        lines.append(f"{name}_count{lbl} {format_value(h.count)}\n")
+    return lines
 
 
 def negotiate(accept: str | None, formats: Iterable[str] = ("text", "protobuf")) -> str:
@@ -144,15 +100,21 @@ def render(families: Iterable[Family]) -> bytes:
     for family in families:
         name = family.name
         chunks.append(f"# HELP {name} {escape_help(family.help)}\n# TYPE {name} {family.type}\n")
-        samples = family.samples
-        if family.histograms:
-            samples = samples + histogram_samples(family.histograms)
         # Inlined fast path: ints (most BPF counters) and finite floats skip the
         # format_value() call; `v - v == 0` is false exactly for inf and NaN.
         chunks.extend([
-            f"{name}{suffix}{labels} {v}\n" if v.__class__ is int
-            else f"{name}{suffix}{labels} {v!r}\n" if v.__class__ is float and v - v == 0
-            else f"{name}{suffix}{labels} {format_value(v)}\n"
-            for suffix, labels, v in samples
+            f"{name}{suffix}{labels.text} {v}\n" if v.__class__ is int
+            else f"{name}{suffix}{labels.text} {v!r}\n" if v.__class__ is float and v - v == 0
+            else f"{name}{suffix}{labels.text} {format_value(v)}\n"
+            for suffix, labels, v in family.samples
         ])
+        if family.labels:   # a collector's columns: the same lines, no suffix
+            chunks.extend([
+                f"{name}{labels.text} {v}\n" if v.__class__ is int
+                else f"{name}{labels.text} {v!r}\n" if v.__class__ is float and v - v == 0
+                else f"{name}{labels.text} {format_value(v)}\n"
+                for labels, v in zip(family.labels, family.values)
+            ])
+        if family.histograms:
+            chunks.extend(histogram_lines(name, family.histograms))
     return "".join(chunks).encode("utf-8")

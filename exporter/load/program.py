@@ -15,7 +15,7 @@ from core.registry import Artifact
 from exporter import libbpf
 from exporter.collect import MetricCollector, scalar_format
 from exporter.config import AttachTargets
-from exporter.exposition.text import Family
+from core.series import Family
 from exporter.snapshot import MapData, MapStat, ProgramSnapshot, RingStat
 
 

@@ -9,7 +9,6 @@ deliberately *not* running. Its own lock guards its own state.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from core.mitigation import ACTIONS, MODES, MitigationSpec, fixed_by
 from core.problems import Problem, ProblemsError
 from exporter import libbpf
 from exporter.config import ProgramConfig
-from exporter.exposition.text import Family, render_labels
+from core.series import Family, labels
 from exporter.mitigations.config import MitigationConfig
 from exporter.kernel_features import running_kernel, unavailable
 from exporter.supervisor import Supervisor
@@ -28,7 +27,6 @@ log = logging.getLogger("bpfleet.mitigations")
 # Every state a mitigation can be in; the state metric has one series per state (0 or 1).
 STATES = ("monitor", "enforce", "expired", "retired", "not_applicable", "revoked", "failed")
 MAX_LIST_ENTRIES = 1 << 20
-ACTION_RE = re.compile(r'(?:^|[{,])action="([^"]*)"')
 
 
 @dataclass
@@ -250,10 +248,10 @@ class Mitigations:
         except libbpf.LibbpfError as e:
             log.error("mitigation %s: reading %s: %s", m.name, m.spec.decisions, e)
             return None
-        for _suffix, labels, value in family.samples:
-            action = ACTION_RE.search(labels)
-            if action and action.group(1) in totals:
-                totals[action.group(1)] += value
+        for label_set, value in family.scalars():
+            action = label_set.get("action")
+            if action in totals:
+                totals[action] += value
         return totals
 
     def families(self) -> list[Family]:
@@ -261,9 +259,9 @@ class Mitigations:
         with self._lock:
             for m in sorted(self.items.values(), key=lambda m: m.name):
                 for s in STATES:
-                    state.append(("", render_labels([("mitigation", m.name), ("state", s)]), int(m.state == s)))
+                    state.append(("", labels(mitigation=m.name, state=s), int(m.state == s)))
                 if m.expires_at is not None:
-                    expiry.append(("", render_labels([("mitigation", m.name)]), m.expires_at))
+                    expiry.append(("", labels(mitigation=m.name), m.expires_at))
         return [Family("bpfleet_mitigation_state", "gauge",
                        "1 for the state each mitigation is in: monitor, enforce, expired, retired "
                        "(kernel fixed), not_applicable (kernel cannot run it), revoked, failed", state),

@@ -10,9 +10,10 @@ module builds the export data model directly — the "bridge" (docs/opentelemetr
 * every program is one instrumentation scope (its name and version);
 * decoding is the Prometheus path's own: per-program MetricCollector instances of our own (the
   label caches are not shared with /metrics, so neither side waits for the other) produce the
-  same Family objects; labels become attributes, names stay the Prometheus names;
+  same Family objects; each label set gives its attributes (core/series.py LabelSet.attributes,
+  made once per label set), names stay the Prometheus names;
 * counter → monotonic Sum, gauge → Gauge, histogram → ExponentialHistogram at OTel scale 0
-  when that is exact for every possible content of the metric (exporter/histograms.py
+  when that is exact for every possible content of the metric (core/histograms.py
   `why_not_exponential`, decided once per metric), else an explicit-bucket Histogram, which is
   always exact. Never approximated, never flattened into counters;
 * temporality: cumulative (default), delta (counters and histograms, against the previous
@@ -32,9 +33,8 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from exporter.collect import LABEL_CACHE_LIMIT, MetricCollector
-from exporter.exposition.text import parse_labels
-from exporter.histograms import exponential, explicit_buckets, why_not_exponential
+from core.histograms import exponential, explicit_buckets, why_not_exponential
+from exporter.collect import MetricCollector
 from exporter.snapshot import Snapshot
 
 CUMULATIVE = AggregationTemporality.CUMULATIVE
@@ -114,7 +114,6 @@ class MetricsConverter:
         self._series: dict[tuple, dict] = {}           # (program, metric) -> {series key: _Series}
         self._program_start: dict[str, int] = {}       # program name -> start of its counts (ns)
         self._program_commit: dict[str, int] = {}      # program name -> last successful push (ns)
-        self._attrs: dict[str, dict] = {}
 
     # ---- public ----
     def convert(self, snap: Snapshot) -> Push:
@@ -161,14 +160,6 @@ class MetricsConverter:
             self._program_commit[name] = push.time_unix_ns
 
     # ---- conversion ----
-    def _attributes(self, lbl: str) -> dict:
-        a = self._attrs.get(lbl)
-        if a is None:
-            if len(self._attrs) >= LABEL_CACHE_LIMIT:
-                self._attrs.clear()
-            a = self._attrs[lbl] = dict(parse_labels(lbl))
-        return a
-
     def _new_series(self, program: str, value, now: int) -> _Series:
         start = self._program_start[program]
         return _Series(start, value, now, None, self._program_commit.get(program, start))
@@ -188,7 +179,7 @@ class MetricsConverter:
         if spec.type == "histogram":
             return self._histogram(program, loaded, collector, fam, exp, now, push, series, unit)
         if spec.type == "gauge":
-            points = [NumberDataPoint(self._attributes(lbl), 0, now, v) for _s, lbl, v in fam.samples]
+            points = [NumberDataPoint(lbl.attributes, 0, now, v) for lbl, v in fam.scalars()]
             push.points += len(points)
             return Metric(spec.name, spec.help, unit, Gauge(points))
         old = self._series.get((program, spec.name), {})
@@ -196,7 +187,7 @@ class MetricsConverter:
         points = []
         delta = self.counter_temporality is DELTA
         commits = push.commits
-        for _suffix, lbl, v in fam.samples:
+        for lbl, v in fam.scalars():
             st = old.get(lbl)
             if st is None:
                 st = self._new_series(program, v, now)
@@ -206,11 +197,11 @@ class MetricsConverter:
                 st.seen, st.seen_time = v, now
             new[lbl] = st
             if delta:
-                points.append(NumberDataPoint(self._attributes(lbl), st.base_time, now,
+                points.append(NumberDataPoint(lbl.attributes, st.base_time, now,
                                               v - st.base if st.base is not None else v))
                 commits.append((st, v))
             else:
-                points.append(NumberDataPoint(self._attributes(lbl), st.start, now, v))
+                points.append(NumberDataPoint(lbl.attributes, st.start, now, v))
         push.points += len(points)
         return Metric(spec.name, spec.help, unit,
                       Sum(points, DELTA if delta else CUMULATIVE, is_monotonic=True))
@@ -242,7 +233,7 @@ class MetricsConverter:
                         total = total - st.base[1]
                 start = st.base_time
                 push.commits.append((st, value))
-            attrs = dict(hs.labels)
+            attrs = hs.labels.attributes
             count = sum(slots)
             if exp:
                 e = exponential(slots, spec.buckets, spec.scale)

@@ -29,7 +29,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.version import __version__ as SDK_VERSION
 
 from exporter.events import EventDecoder, EventSink
-from exporter.exposition.text import Family, render_labels
+from core.series import EMPTY, Family, LabelSet
 from exporter.otlp.metrics import MetricsConverter
 from exporter.otlp.settings import OtlpSettings, default_resource_attributes
 from exporter.otlp.transport import (CountingLogExporter, SignalStats, backoff_delay, log_exporter,
@@ -183,8 +183,8 @@ class OtlpExport:
                (st is self.logs_stats and not self.settings.logs):
                 continue
             for result, n in st.results.items():
-                exports.append(("", render_labels([("signal", st.signal), ("result", result)]), n))
-            sl = render_labels([("signal", st.signal)])
+                exports.append(("", LabelSet.of([("signal", st.signal), ("result", result)]), n))
+            sl = LabelSet.of([("signal", st.signal)])
             failures.append(("", sl, st.consecutive_failures))
             if st.last_duration is not None:
                 duration.append(("", sl, st.last_duration))
@@ -203,26 +203,26 @@ class OtlpExport:
             fams += [
                 Family("bpfleet_otlp_push_interval_seconds", "gauge",
                        "Seconds until the next metrics push: the interval, stretched by backoff",
-                       [("", "", self.next_delay)]),
+                       [("", EMPTY, self.next_delay)]),
                 Family("bpfleet_otlp_data_points_exported_total", "counter",
-                       "Metric data points delivered over OTLP", [("", "", self.points_exported)]),
+                       "Metric data points delivered over OTLP", [("", EMPTY, self.points_exported)]),
             ]
         if self.sink is not None:
             dropped = dict(self.sink.dropped, **self.events_dropped)
             inflight = self._emitted - self._log_exporter.handed
             fams += [
                 Family("bpfleet_otlp_events_exported_total", "counter",
-                       "Ring-buffer events delivered as OTLP log records", [("", "", self.events_exported)]),
+                       "Ring-buffer events delivered as OTLP log records", [("", EMPTY, self.events_exported)]),
                 Family("bpfleet_otlp_events_dropped_total", "counter",
                        "Ring-buffer events not delivered over OTLP, by reason",
-                       [("", render_labels([("reason", r)]), n) for r, n in sorted(dropped.items())]),
+                       [("", LabelSet.of([("reason", r)]), n) for r, n in sorted(dropped.items())]),
                 Family("bpfleet_otlp_event_queue_length", "gauge",
                        "Events waiting: decoded in the batch processor, or raw in the event queue",
-                       [("", render_labels([("queue", "events")]), len(self.sink)),
-                        ("", render_labels([("queue", "batch")]), max(0, inflight))]),
+                       [("", LabelSet.of([("queue", "events")]), len(self.sink)),
+                        ("", LabelSet.of([("queue", "batch")]), max(0, inflight))]),
                 Family("bpfleet_otlp_event_queue_capacity", "gauge", "Capacity of each event queue",
-                       [("", render_labels([("queue", "events")]), self.sink.capacity),
-                        ("", render_labels([("queue", "batch")]), LOG_QUEUE_SIZE)]),
+                       [("", LabelSet.of([("queue", "events")]), self.sink.capacity),
+                        ("", LabelSet.of([("queue", "batch")]), LOG_QUEUE_SIZE)]),
             ]
         return fams
 

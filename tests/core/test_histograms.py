@@ -17,7 +17,8 @@ from opentelemetry.sdk.metrics._internal.exponential_histogram.mapping.exponent_
 
 from core.manifest import BucketSpec
 from core.binding import upper_bounds
-from exporter.histograms import (
+from core.series import EMPTY, labels
+from core.histograms import (
     LOG2, LOG2_COMPLETE_SLOTS, NATIVE_ZERO_THRESHOLD, Exponential, Explicit, Inexact, Native,
     Scheme, classic_buckets, explicit, explicit_buckets, exponential, native, native_buckets,
     power_of_two_exponent, prometheus_series, why_not_exponential,
@@ -381,19 +382,19 @@ def test_plan_level_answer_means_no_data_can_be_inexact(values, n, scale):
 
 def test_prometheus_series():
     slots = [1, 2, 0, 3] + [0] * 62
-    h = prometheus_series([("disk", "vda"), ("op", "read")], slots, 20, "log2", 1.0, with_native=True)
-    assert h.labels == (("disk", "vda"), ("op", "read"))
+    h = prometheus_series(labels(disk="vda", op="read"), slots, 20, "log2", 1.0, with_native=True)
+    assert h.labels.pairs() == (("disk", "vda"), ("op", "read"))
     assert h.buckets == classic_buckets(slots, "log2", 1.0)
     assert (h.count, h.sum) == (6, 20.0)
     assert h.native == native(slots, 1.0)
 
 
 def test_prometheus_series_scales_the_sum_and_may_have_none():
-    h = prometheus_series([], [0, 4, 0], 123, "log2", 1e-6, with_native=False)
+    h = prometheus_series(EMPTY, [0, 4, 0], 123, "log2", 1e-6, with_native=False)
     assert h.sum == pytest.approx(123e-6) and h.native is None and h.count == 4
-    assert prometheus_series([], [0, 4, 0], None, "log2", 1.0, with_native=False).sum is None
+    assert prometheus_series(EMPTY, [0, 4, 0], None, "log2", 1.0, with_native=False).sum is None
 
 
 def test_prometheus_series_refuses_native_it_cannot_make_exactly():
     with pytest.raises(Inexact):
-        prometheus_series([], [0, 4, 0], 5, "log2", 1e-6, with_native=True)
+        prometheus_series(EMPTY, [0, 4, 0], 5, "log2", 1e-6, with_native=True)

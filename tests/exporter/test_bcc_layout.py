@@ -16,6 +16,7 @@ from core import manifest, binding as schema
 from core.ctypes_layout import Records
 from prometheus_client.parser import text_string_to_metric_families
 
+from core.series import labels
 from exporter.collect import MetricCollector
 from exporter.exposition.text import render
 from exporter.libbpf import MapInfo
@@ -70,7 +71,8 @@ def test_tcpv4connect_key_decodes_address_and_port():
     assert mp.key_size == 8            # u32 + u16 + 2 bytes of padding, as the kernel lays it out
     key = socket.inet_aton("10.1.2.3") + struct.pack("<H", 443) + b"\0\0"
     fam = MetricCollector(mp, 1).family(memoryview(key), memoryview(struct.pack("<Q", 7)), 1)
-    assert fam.samples == [("", '{daddr="10.1.2.3",dport="443"}', 7)]
+    assert fam.all_samples() == [("", labels(daddr="10.1.2.3", dport="443"), 7)]
+    assert fam.all_samples()[0][1].text == '{daddr="10.1.2.3",dport="443"}'
 
 
 def test_a_metric_on_a_missing_table_names_the_field():

@@ -17,7 +17,8 @@ from promtool_batch import check_examples, needs_promtool
 from core.binding import Scalar, bind
 from exporter import collect
 from exporter.collect import MetricCollector, scalar_format
-from exporter.exposition.text import le_label, render, render_labels
+from core import series
+from exporter.exposition.text import le_label, render
 
 
 def _load_synth_btf():
@@ -56,15 +57,20 @@ def family(c: MetricCollector, keys: list[bytes], values: list[bytes], spare: in
     return c.family(memoryview(kb), memoryview(vb), len(keys))
 
 
+def plain(samples) -> list:
+    """Samples with each label set as its text rendering, to compare with literals."""
+    return [(suffix, ls.text, v) for suffix, ls, v in samples]
+
+
 def text_samples(fam) -> list:
     """A family's samples as the text format writes them; histograms expand to _bucket/_sum/_count."""
-    out = list(fam.samples)
+    out = plain(fam.all_samples())
     for h in fam.histograms or []:
         for bound, cumulative in h.buckets:
-            out.append(("_bucket", render_labels(list(h.labels) + [("le", le_label(bound))]), cumulative))
+            out.append(("_bucket", h.labels.with_label("le", le_label(bound)).text, cumulative))
         if h.sum is not None:
-            out.append(("_sum", render_labels(h.labels), h.sum))
-        out.append(("_count", render_labels(h.labels), h.count))
+            out.append(("_sum", h.labels.text, h.sum))
+        out.append(("_count", h.labels.text, h.count))
     return out
 
 
@@ -136,8 +142,8 @@ def test_hash_u64_counter_with_struct_key(b, proc):
     (c,) = collectors(counter(), [proc], b)
     fam = family(c, [pk(1, b"bash"), pk(22, b"sshd")], [struct.pack("<Q", 10), struct.pack("<Q", 2**64 - 1)])
     assert (fam.name, fam.type, fam.help) == ("demo_total", "counter", "Demo help")
-    assert fam.samples == [("", '{pid="1",comm="bash"}', 10), ("", '{pid="22",comm="sshd"}', 2**64 - 1)]
-    assert all(type(v) is int for _s, _l, v in fam.samples)
+    assert plain(fam.all_samples()) == [("", '{pid="1",comm="bash"}', 10), ("", '{pid="22",comm="sshd"}', 2**64 - 1)]
+    assert all(type(v) is int for _s, _l, v in fam.all_samples())
 
 
 def test_scalar_key_label(b):
@@ -158,7 +164,7 @@ def test_array_map_skips_zero_slots(b):
     (c,) = collectors(counter(), [info], b)
     keys = [struct.pack("<I", i) for i in range(4)]
     fam = family(c, keys, [struct.pack("<Q", v) for v in (0, 5, 0, 7)], spare=0)
-    assert fam.samples == [("", '{key="1"}', 5), ("", '{key="3"}', 7)]
+    assert plain(fam.all_samples()) == [("", '{key="1"}', 5), ("", '{key="3"}', 7)]
 
 
 def test_percpu_values_are_summed(b):
@@ -241,7 +247,7 @@ def test_scale(b):
     info = b.map("counts", "hash", b.u32, b.u64)
     (c,) = collectors(counter(name="demo_seconds_total", extra="scale = 1e-9"), [info], b)
     fam = family(c, [struct.pack("<I", 1)], [struct.pack("<Q", 1_500_000_000)])
-    ((suffix, labels, v),) = fam.samples
+    ((suffix, labels, v),) = plain(fam.all_samples())
     assert labels == '{key="1"}' and v == pytest.approx(1.5)
     assert parse_text([fam])["demo_seconds"].samples[0].value == pytest.approx(1.5)
 
@@ -268,7 +274,7 @@ def test_all_labels_dropped_gives_one_unlabelled_series(b):
     (c,) = collectors(counter(extra="labels.key = { drop = true }"), [info], b, ncpus=2)
     keys = [struct.pack("<I", i) for i in range(3)]
     values = [percpu("<Q", [1, 1], 8), percpu("<Q", [0, 0], 8), percpu("<Q", [5, 0], 8)]
-    assert family(c, keys, values).samples == [("", "", 7)]
+    assert plain(family(c, keys, values).all_samples()) == [("", "", 7)]
 
 
 def test_enum_and_static_decoders(b):
@@ -296,9 +302,9 @@ def test_nested_key_and_hex_decoder(b):
 def test_no_entries(b, proc):
     (c,) = collectors(counter(), [proc], b)
     fam = c.family(memoryview(b""), memoryview(b""), 0)
-    assert (fam.name, fam.samples) == ("demo_total", [])
+    assert (fam.name, fam.all_samples()) == ("demo_total", [])
     fam = family(c, [], [], spare=5)
-    assert fam.samples == []
+    assert plain(fam.all_samples()) == []
 
 
 def test_global_as_a_section_record(b):
@@ -309,9 +315,9 @@ def test_global_as_a_section_record(b):
     c = MetricCollector(mp, ncpus=4)
     fam = family(c, [struct.pack("<I", 0)], [struct.pack("<Qi4x", 99, -3)], spare=0)
     assert bss == {"dropped": 0, "depth": 8}
-    assert fam.samples == [("", "", -3)]
+    assert plain(fam.all_samples()) == [("", "", -3)]
     # a zero global is still a sample: it is not an array slot
-    assert family(c, [struct.pack("<I", 0)], [bytes(16)], spare=0).samples == [("", "", 0)]
+    assert plain(family(c, [struct.pack("<I", 0)], [bytes(16)], spare=0).all_samples()) == [("", "", 0)]
 
 
 # ---------------------------------------------------------------- histograms
@@ -464,8 +470,9 @@ def test_label_values_are_escaped_and_parse_back(b, proc, raw, value):
     (c,) = collectors(counter(), [proc], b)
     comm = raw + b"\0" + b"\xee" * 15 if len(raw) < 16 else raw   # stale bytes after the NUL
     fam = family(c, [pk(1, comm[:16])], [struct.pack("<Q", 5)])
-    ((_s, labels, v),) = fam.samples
-    assert "\n" not in labels
+    ((_s, labels, v),) = fam.all_samples()
+    assert labels.attributes == {"pid": "1", "comm": value}
+    assert "\n" not in labels.text
     (parsed,) = parse_text([fam])["demo"].samples
     assert parsed.labels == {"pid": "1", "comm": value} and parsed.value == 5
 
@@ -484,7 +491,7 @@ def test_rendered_counter_family_parses_back(b, proc):
 
 def test_label_cache_is_bounded(b, proc, monkeypatch):
     """Past the limit the cache keeps only the keys of the current scrape (the live ones)."""
-    monkeypatch.setattr(collect, "LABEL_CACHE_LIMIT", 3)
+    monkeypatch.setattr(series, "LABEL_CACHE_LIMIT", 3)
     (c,) = collectors(counter(), [proc], b)
     for round_ in range(3):  # every scrape brings 10 keys never seen before
         ids = range(round_ * 10, round_ * 10 + 10)
@@ -492,11 +499,11 @@ def test_label_cache_is_bounded(b, proc, monkeypatch):
         values = [struct.pack("<Q", i + 1) for i in ids]
         fam = family(c, keys, values)
         assert c.cached_label_sets() <= 10
-        assert fam.samples == [("", f'{{pid="{i}",comm="p{i}"}}', i + 1) for i in ids]
+        assert plain(fam.all_samples()) == [("", f'{{pid="{i}",comm="p{i}"}}', i + 1) for i in ids]
 
 
 def test_label_cache_is_bounded_with_cpu_labels(b, monkeypatch):
-    monkeypatch.setattr(collect, "LABEL_CACHE_LIMIT", 5)
+    monkeypatch.setattr(series, "LABEL_CACHE_LIMIT", 5)
     info = b.map("counts", "percpu_hash", b.u32, b.u64)
     (c,) = collectors(counter(extra='per_cpu = "cpu"'), [info], b, ncpus=4)
     for round_ in range(3):
@@ -511,14 +518,14 @@ def test_every_label_cache_stays_bounded_under_many_distinct_keys(b, proc, monke
     """50,000 distinct keys in scrapes of 5,000 (pid and comm both new each time): the per-key
     cache and both per-field caches stay within the limit, and the output stays right."""
     limit = 2_000
-    monkeypatch.setattr(collect, "LABEL_CACHE_LIMIT", limit)
+    monkeypatch.setattr(series, "LABEL_CACHE_LIMIT", limit)
     (c,) = collectors(counter(), [proc], b)
     for round_ in range(10):
         ids = range(round_ * 5_000, (round_ + 1) * 5_000)
         keys = [pk(i, b"c%d" % i) for i in ids]
         fam = family(c, keys, [struct.pack("<Q", 1)] * len(keys))
-        assert len(fam.samples) == 5_000
-        assert fam.samples[-1] == ("", f'{{pid="{ids[-1]}",comm="c{ids[-1]}"}}', 1)
+        assert len(fam.all_samples()) == 5_000
+        assert plain(fam.all_samples())[-1] == ("", f'{{pid="{ids[-1]}",comm="c{ids[-1]}"}}', 1)
         # Past the limit only the current scrape's keys stay (5,000 > limit here).
         assert c.cached_label_sets() <= 5_000
         assert all(len(memo) <= limit for memo in c.labels._by_field)
@@ -527,9 +534,9 @@ def test_every_label_cache_stays_bounded_under_many_distinct_keys(b, proc, monke
 def test_label_cache_hits_do_not_change_output(b, proc):
     (c,) = collectors(counter(), [proc], b)
     keys, values = [pk(1, b"a")], [struct.pack("<Q", 1)]
-    first = family(c, keys, values).samples
+    first = family(c, keys, values).all_samples()
     assert c.cached_label_sets() == 1
-    assert family(c, keys, values).samples == first
+    assert family(c, keys, values).all_samples() == first
 
 
 # ---------------------------------------------------------------- scalar_format
@@ -554,7 +561,7 @@ def test_keys_decoding_to_equal_labels_are_merged(b):
     (c,) = collectors(counter(extra='labels.op = { decoder = "static", values = '
                                     '{ "0" = "read", "1" = "write", "2" = "write" } }'), [info], b)
     fam = family(c, [struct.pack("<B", 0), struct.pack("<B", 1), struct.pack("<B", 2)], [struct.pack("<Q", 1)] * 3)
-    assert sorted(fam.samples) == [("", '{op="read"}', 1), ("", '{op="write"}', 2)]
+    assert sorted(plain(fam.all_samples())) == [("", '{op="read"}', 1), ("", '{op="write"}', 2)]
 
 
 # ---------------------------------------------------------------- any key bytes (hypothesis)

@@ -10,21 +10,10 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 from promtool_batch import check_examples, needs_promtool, promtool_check
 
-from exporter.exposition.text import (CONTENT_TYPE, Family, escape_help, escape_label_value, format_value, le_label, render, render_labels)
+from core.series import EMPTY, Family, LabelSet
+from exporter.exposition.text import CONTENT_TYPE, escape_help, format_value, le_label, render
 
 INF = float("inf")
-
-
-@pytest.mark.parametrize("value, escaped", [
-    ("plain", "plain"),
-    ('a"b\\', 'a\\"b\\\\'),
-    ("line1\nline2", "line1\\nline2"),
-    ("\\n", "\\\\n"),  # a literal backslash-n is not a newline
-    ("tab\tand\rcr", "tab\tand\rcr"),
-    ("", ""),
-])
-def test_escape_label_value(value, escaped):
-    assert escape_label_value(value) == escaped
 
 
 @pytest.mark.parametrize("text, escaped", [
@@ -34,17 +23,6 @@ def test_escape_label_value(value, escaped):
 ])
 def test_escape_help(text, escaped):
     assert escape_help(text) == escaped
-
-
-@pytest.mark.parametrize("pairs, rendered", [
-    ([], ""),
-    ([("a", "x")], '{a="x"}'),
-    ([("a", "x"), ("b", "y")], '{a="x",b="y"}'),
-    ([("comm", 'a"b\\'), ("path", "x\ny")], '{comm="a\\"b\\\\",path="x\\ny"}'),
-])
-def test_render_labels(pairs, rendered):
-    assert render_labels(pairs) == rendered
-    assert render_labels(iter(pairs)) == rendered
 
 
 @pytest.mark.parametrize("value, text", [
@@ -90,15 +68,15 @@ def test_le_label_agrees_with_prometheus_client():
 def test_render_layout():
     families = [
         Family("syscalls_total", "counter", "Syscalls.\nBy name.", [
-            ("", render_labels([("name", "read")]), 7),
-            ("", render_labels([("name", 'we"ird\\')]), 2.5),
+            ("", LabelSet.of([("name", "read")]), 7),
+            ("", LabelSet.of([("name", 'we"ird\\')]), 2.5),
         ]),
         Family("empty", "gauge", "Nothing yet.", []),
         Family("latency_seconds", "histogram", "Latency.", [
-            ("_bucket", render_labels([("le", le_label(1))]), 1),
-            ("_bucket", render_labels([("le", le_label(INF))]), 3),
-            ("_sum", "", 4.5),
-            ("_count", "", 3),
+            ("_bucket", LabelSet.of([("le", le_label(1))]), 1),
+            ("_bucket", LabelSet.of([("le", le_label(INF))]), 3),
+            ("_sum", EMPTY, 4.5),
+            ("_count", EMPTY, 3),
         ]),
     ]
     assert render(families) == (
@@ -121,10 +99,10 @@ def test_render_layout():
 
 def test_render_encodes_utf8_and_special_values():
     family = Family("temp", "gauge", "Ünïcode help €", [
-        ("", render_labels([("city", "Zürich")]), -INF),
-        ("", render_labels([("city", "東京")]), float("nan")),
-        ("", "", INF),
-        ("", '{x="b"}', True),
+        ("", LabelSet.of([("city", "Zürich")]), -INF),
+        ("", LabelSet.of([("city", "東京")]), float("nan")),
+        ("", EMPTY, INF),
+        ("", LabelSet.of([("x", "b")]), True),
     ])
     assert render([family]).decode("utf-8").splitlines()[2:] == [
         'temp{city="Zürich"} -Inf', 'temp{city="東京"} NaN', "temp +Inf", 'temp{x="b"} 1',
@@ -161,7 +139,7 @@ def families_with_labels(draw):
     samples, labels_of_samples = [], []
 
     def add(suffix, labels, value):
-        samples.append((suffix, render_labels(labels.items()), value))
+        samples.append((suffix, LabelSet.of(labels.items()), value))
         labels_of_samples.append(labels)
 
     if kind != "histogram":
@@ -208,7 +186,7 @@ def test_round_trip_through_prometheus_client_parser(drawn):
 @settings(max_examples=300)
 @given(name=metric_names, labels=label_sets, value=sample_values)
 def test_label_values_round_trip_exactly(name, labels, value):
-    family = Family(name, "gauge", "help", [("", render_labels(labels.items()), value)])
+    family = Family(name, "gauge", "help", [("", LabelSet.of(labels.items()), value)])
     [parsed] = text_string_to_metric_families(render([family]).decode("utf-8"))
     [sample] = parsed.samples
     assert sample.labels == labels
@@ -223,22 +201,22 @@ def test_promtool_accepts_and_lints_clean():
     label = [("comm", 'we"ird \\ name\nwith newline'), ("city", "Zürich")]
     families = [
         Family("bpfleet_syscalls_total", "counter", "Syscalls entered, by name.\nSecond line \\ here.", [
-            ("", render_labels(label), 12),
-            ("", render_labels([("comm", "bash"), ("city", "")]), 2**64 - 1),
+            ("", LabelSet.of(label), 12),
+            ("", LabelSet.of([("comm", "bash"), ("city", "")]), 2**64 - 1),
         ]),
         Family("bpfleet_open_files", "gauge", "Files open.", [
-            ("", render_labels([("cgroup", "/system.slice")]), -3.5),
-            ("", render_labels([("cgroup", "/")]), float("nan")),
-            ("", render_labels([("cgroup", "/a")]), INF),
+            ("", LabelSet.of([("cgroup", "/system.slice")]), -3.5),
+            ("", LabelSet.of([("cgroup", "/")]), float("nan")),
+            ("", LabelSet.of([("cgroup", "/a")]), INF),
         ]),
         Family("bpfleet_not_yet_seen_total", "counter", "No samples yet.", []),
         Family("bpfleet_read_latency_seconds", "histogram", "Read latency.", [
-            *(("_bucket", render_labels([("disk", "vda"), ("le", le_label(bound))]), count)
+            *(("_bucket", LabelSet.of([("disk", "vda"), ("le", le_label(bound))]), count)
               for bound, count in [(1e-06, 0), (0.001, 4), (1, 9), (2_000_000, 10), (INF, 11)]),
-            ("_sum", render_labels([("disk", "vda")]), 3.25),
-            ("_count", render_labels([("disk", "vda")]), 11),
+            ("_sum", LabelSet.of([("disk", "vda")]), 3.25),
+            ("_count", LabelSet.of([("disk", "vda")]), 11),
         ]),
-        Family("bpfleet_temperature_celsius", "untyped", "Untyped sample.", [("", "", 21)]),
+        Family("bpfleet_temperature_celsius", "untyped", "Untyped sample.", [("", EMPTY, 21)]),
     ]
     result = promtool_check(render(families))
     assert result.returncode == 0, (result.stdout + result.stderr).decode()

@@ -26,8 +26,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter.exposition import proto as proto
-from exporter.exposition.text import (CONTENT_TYPE, PROTOBUF_CONTENT_TYPE, Family, le_label, negotiate, parse_labels, render, render_labels)
-from exporter.histograms import (
+from core.series import EMPTY, Family, LabelSet
+from exporter.exposition.text import CONTENT_TYPE, PROTOBUF_CONTENT_TYPE, le_label, negotiate, render
+from core.histograms import (
     NATIVE_ZERO_THRESHOLD, classic_buckets, native, native_buckets, prometheus_series,
 )
 from exporter.http_server import make_server
@@ -142,23 +143,7 @@ def test_zigzag(n, z):
     assert proto.zigzag(n) == z
 
 
-# ---- parse_labels: render_labels backwards ----------------------------------------------------
-
 LABEL_NAMES = st.from_regex(r"[a-zA-Z_][a-zA-Z0-9_]{0,12}", fullmatch=True)
-
-
-@pytest.mark.parametrize("pairs", [
-    [], [("a", "x")], [("a", ""), ("b", "y")], [("comm", 'a"b\\'), ("path", "x\ny")],
-    [("v", "\\n")], [("v", 'end\\')], [("v", "}{,=\"")], [("city", "東京"), ("t", "tab\t\r")],
-])
-def test_parse_labels(pairs):
-    assert parse_labels(render_labels(pairs)) == pairs
-
-
-@settings(max_examples=300)
-@given(st.lists(st.tuples(LABEL_NAMES, st.text()), max_size=5))
-def test_parse_labels_inverts_render_labels(pairs):
-    assert parse_labels(render_labels(pairs)) == pairs
 
 
 # ---- counters, gauges, untyped ----------------------------------------------------------------
@@ -166,18 +151,18 @@ def test_parse_labels_inverts_render_labels(pairs):
 def test_scalar_families_round_trip():
     families = [
         Family("syscalls_total", "counter", "Syscalls.\nBy name.", [
-            ("", render_labels([("name", "read")]), 7),
-            ("", render_labels([("name", 'we"ird\\'), ("cpu", "0")]), 2.5),
-            ("", "", U64_MAX),
+            ("", LabelSet.of([("name", "read")]), 7),
+            ("", LabelSet.of([("name", 'we"ird\\'), ("cpu", "0")]), 2.5),
+            ("", EMPTY, U64_MAX),
         ]),
         Family("empty", "gauge", "Nothing yet.", []),
         Family("temp", "gauge", "Ünïcode help €", [
-            ("", render_labels([("city", "Zürich")]), -INF),
-            ("", render_labels([("city", "東京\n")]), float("nan")),
-            ("", "", -3),
-            ("", '{x="b"}', True),
+            ("", LabelSet.of([("city", "Zürich")]), -INF),
+            ("", LabelSet.of([("city", "東京\n")]), float("nan")),
+            ("", EMPTY, -3),
+            ("", LabelSet.of([("x", "b")]), True),
         ]),
-        Family("thing", "untyped", "", [("", "", 0)]),
+        Family("thing", "untyped", "", [("", EMPTY, 0)]),
     ]
     body = proto.render(families)
     syscalls, temp, thing = decode(body)
@@ -199,7 +184,7 @@ def test_scalar_families_round_trip():
     st.one_of(st.integers(0, U64_MAX), st.floats()),
 ), max_size=8), st.sampled_from(["counter", "gauge"]), st.text())
 def test_scalar_families_round_trip_anything(series, type_, help_):
-    family = Family("m", type_, help_, [("", render_labels(pairs), v) for pairs, v in series])
+    family = Family("m", type_, help_, [("", LabelSet.of(pairs), v) for pairs, v in series])
     decoded = decode(proto.render([family]))
     if not series:
         assert decoded == []
@@ -212,9 +197,9 @@ def test_scalar_families_round_trip_anything(series, type_, help_):
 
 
 @pytest.mark.parametrize("family, match", [
-    (Family("s", "summary", "", [("", "", 1)]), "summary"),
-    (Family("c", "counter", "", [("_created", "", 1)]), "suffix"),
-    (Family("h", "histogram", "", [("_max", "", 1)]), "suffix"),
+    (Family("s", "summary", "", [("", EMPTY, 1)]), "summary"),
+    (Family("c", "counter", "", [("_created", EMPTY, 1)]), "suffix"),
+    (Family("h", "histogram", "", [("_max", EMPTY, 1)]), "suffix"),
 ])
 def test_what_protobuf_cannot_carry_is_an_error(family, match):
     with pytest.raises(ValueError, match=match):
@@ -225,7 +210,7 @@ def test_what_protobuf_cannot_carry_is_an_error(family, match):
 
 def test_native_histogram_message():
     slots = [1, 2, 0, 4, 0, 0, 0, 1] + [0] * 58             # 0; 1, 1; 3..4 x4; 33..64
-    h = prometheus_series([("disk", "vda"), ("op", "read")], slots, 1000, "log2", 1.0, with_native=True)
+    h = prometheus_series(LabelSet.of([("disk", "vda"), ("op", "read")]), slots, 1000, "log2", 1.0, with_native=True)
     [mf] = decode(proto.render([Family("lat_us", "histogram", "Latency.", histograms=[h])]))
     assert (mf.name, mf.type) == ("lat_us", 4)
     [m] = mf.metric
@@ -245,7 +230,7 @@ def test_native_histogram_message():
 
 
 def test_empty_native_histogram_has_a_no_op_span():
-    h = prometheus_series([], [0] * 66, 0, "log2", 1.0, with_native=True)
+    h = prometheus_series(EMPTY, [0] * 66, 0, "log2", 1.0, with_native=True)
     [mf] = decode(proto.render([Family("x", "histogram", "", histograms=[h])]))
     hist = mf.metric[0].histogram
     assert [(s.offset, s.length) for s in hist.positive_span] == [(0, 0)]
@@ -253,7 +238,7 @@ def test_empty_native_histogram_has_a_no_op_span():
 
 
 def test_negative_span_offsets_and_deltas_are_zigzag():
-    h = prometheus_series([], [0, 9, 1] + [0] * 63, 11, "log2", 2.0**-20, with_native=True)
+    h = prometheus_series(EMPTY, [0, 9, 1] + [0] * 63, 11, "log2", 2.0**-20, with_native=True)
     [mf] = decode(proto.render([Family("x", "histogram", "", histograms=[h])]))
     hist = mf.metric[0].histogram
     assert [(s.offset, s.length) for s in hist.positive_span] == [(-20, 2)]
@@ -261,7 +246,7 @@ def test_negative_span_offsets_and_deltas_are_zigzag():
 
 
 def test_unknown_sum_is_nan_not_zero():
-    h = prometheus_series([], [0, 1, 0], None, "log2", 1.0, with_native=False)
+    h = prometheus_series(EMPTY, [0, 1, 0], None, "log2", 1.0, with_native=False)
     [mf] = decode(proto.render([Family("x", "histogram", "", histograms=[h])]))
     assert math.isnan(mf.metric[0].histogram.sample_sum)
     assert not mf.metric[0].histogram.HasField("schema")          # classic only
@@ -271,11 +256,12 @@ def test_classic_histogram_from_text_samples():
     """A histogram family as collect.py builds it today (text samples only) still encodes: as
     a classic histogram, with the labels and bounds the text carries."""
     base = [("disk", "vda")]
-    lbl = render_labels(base)
+    lbl = LabelSet.of(base)
     buckets = classic_buckets([1, 2, 0, 3], "log2", 1e-6)
-    samples = [("_bucket", render_labels(base + [("le", le_label(b))]), c) for b, c in buckets]
+    samples = [("_bucket", LabelSet.of(base + [("le", le_label(b))]), c) for b, c in buckets]
     samples += [("_sum", lbl, 12e-6), ("_count", lbl, 6)]
-    samples += [("_bucket", '{le="0.0"}', 0), ("_bucket", '{le="+Inf"}', 5), ("_count", "", 5)]
+    samples += [("_bucket", LabelSet.of([("le", "0.0")]), 0), ("_bucket", LabelSet.of([("le", "+Inf")]), 5),
+                ("_count", EMPTY, 5)]
     [mf] = decode(proto.render([Family("lat_seconds", "histogram", "h", samples)]))
     first, second = mf.metric
     assert labels_of(first) == base
@@ -287,7 +273,7 @@ def test_classic_histogram_from_text_samples():
 
 def test_text_renders_histogram_series_like_collect_does():
     slots = [1, 2, 0, 3]
-    h = prometheus_series([("disk", 'v"da')], slots, 30, "log2", 1e-6, with_native=False)
+    h = prometheus_series(LabelSet.of([("disk", 'v"da')]), slots, 30, "log2", 1e-6, with_native=False)
     text = render([Family("lat_seconds", "histogram", "Latency.", histograms=[h])]).decode()
     assert text.splitlines() == [
         "# HELP lat_seconds Latency.",
@@ -301,18 +287,17 @@ def test_text_renders_histogram_series_like_collect_does():
     ]
 
 
-def test_label_and_bound_caches_stay_bounded(monkeypatch):
-    """Label strings and bucket bounds never seen before, far more than the caches hold."""
-    monkeypatch.setattr(proto, "LABEL_CACHE_LIMIT", 500)
+def test_bound_cache_stays_bounded():
+    """Bucket bounds never seen before, far more than the cache holds (label sets keep their
+    own encoding: core/series.py)."""
     for round_ in range(10):
         ids = range(round_ * 1000, (round_ + 1) * 1000)
-        gauges = Family("g", "gauge", "", [("", render_labels([("k", f"v{i}")]), i) for i in ids])
+        gauges = Family("g", "gauge", "", [("", LabelSet.of([("k", f"v{i}")]), i) for i in ids])
         hist = Family("h", "histogram", "", [
-            *(("_bucket", render_labels([("k", f"v{i}"), ("le", le_label(i + 0.5))]), 1) for i in ids),
-            *(("_bucket", render_labels([("k", f"v{i}"), ("le", "+Inf")]), 1) for i in ids),
-            *(("_count", render_labels([("k", f"v{i}")]), 1) for i in ids)])
+            *(("_bucket", LabelSet.of([("k", f"v{i}"), ("le", le_label(i + 0.5))]), 1) for i in ids),
+            *(("_bucket", LabelSet.of([("k", f"v{i}"), ("le", "+Inf")]), 1) for i in ids),
+            *(("_count", LabelSet.of([("k", f"v{i}")]), 1) for i in ids)])
         assert proto.render([gauges, hist])
-        assert len(proto._label_cache) <= 500 and len(proto._pairs_cache) <= 500
         assert len(proto._bound_cache) <= 4096
 
 
@@ -321,8 +306,8 @@ def test_families_without_series_are_left_out():
 
 
 def test_several_families_are_delimited():
-    fams = [Family(f"m{i}", "gauge", "", [("", "", i)]) for i in range(200)]   # lengths < and > 127
-    fams.append(Family("big", "gauge", "x" * 300, [("", "", 1)]))
+    fams = [Family(f"m{i}", "gauge", "", [("", EMPTY, i)]) for i in range(200)]   # lengths < and > 127
+    fams.append(Family("big", "gauge", "x" * 300, [("", EMPTY, 1)]))
     decoded = decode(proto.render(fams))
     assert [mf.name for mf in decoded] == [f.name for f in fams]
 
@@ -492,19 +477,19 @@ def _observe(values, n):
 def test_prometheus_scrapes_exact_native_histograms(tmp_path):
     # raw microseconds, 66 slots: exact. 0 | 1, 1 | 3, 4 | 2^40 + 1
     us = [0, 1, 1, 3, 4, 2**40 + 1]
-    lat = prometheus_series([("disk", "vda")], _observe(us, 66), sum(us), "log2", 1.0, with_native=True)
+    lat = prometheus_series(LabelSet.of([("disk", "vda")]), _observe(us, 66), sum(us), "log2", 1.0, with_native=True)
     # bytes exposed in KiB (scale 2^-10): 1 KiB, 1 KiB | 3000 B, 4 KiB
     sizes = [1024, 1024, 3000, 4096]
-    size = prometheus_series([], _observe(sizes, 66), sum(sizes), "log2", 2.0**-10, with_native=True)
+    size = prometheus_series(EMPTY, _observe(sizes, 66), sum(sizes), "log2", 2.0**-10, with_native=True)
     # built-in style: 27 slots, µs -> s: classic only, also through protobuf
-    classic = prometheus_series([("op", "read")], _observe([0, 1, 3, 3, 700], 27), 707, "log2", 1e-6,
+    classic = prometheus_series(LabelSet.of([("op", "read")]), _observe([0, 1, 3, 3, 700], 27), 707, "log2", 1e-6,
                                 with_native=False)
     families = [
         Family("test_latency_microseconds", "histogram", "Latency.", histograms=[lat]),
         Family("test_size_kibibytes", "histogram", "Sizes.", histograms=[size]),
         Family("test_classic_seconds", "histogram", "Classic.", histograms=[classic]),
         Family("test_events_total", "counter", "Events.",
-               [("", render_labels([("comm", 'a"b\\\nc')]), 42)]),
+               [("", LabelSet.of([("comm", 'a"b\\\nc')]), 42)]),
     ]
     exp = FakeExporter({"protobuf": proto.render(families), "text": render(families)})
     t0 = time.monotonic()

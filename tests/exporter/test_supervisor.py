@@ -10,7 +10,7 @@ import pytest
 
 from core import registry as reg
 from exporter.config import Config, ProgramConfig
-from exporter.exposition.text import Family
+from core.series import Family
 from exporter.load import loader
 from exporter.load.errors import LoadError, NotApplicableOnHost
 from exporter.snapshot import ProgramSnapshot

@@ -17,6 +17,7 @@ from core.binding import bind
 from exporter.collect import MetricCollector
 from exporter.exposition.text import render
 from core.limits import DEFAULT_MAX_SERIES, OVERFLOW, SeriesLimit, effective_max_series
+from core.series import labels
 from exporter.otlp.metrics import MetricsConverter
 from exporter.snapshot import MapData, ProgramSnapshot, Snapshot
 
@@ -117,34 +118,34 @@ def parsed(families) -> dict:
 
 def test_under_the_limit_is_untouched():
     lim = SeriesLimit(3, ["a"])
-    s = [("", '{a="1"}', 1), ("", '{a="2"}', 2), ("", '{a="3"}', 3)]
+    s = [("", labels(a="1"), 1), ("", labels(a="2"), 2), ("", labels(a="3"), 3)]
     assert lim.samples(s) is s
     assert (lim.folded, lim.dropped_total) == (0, 0)
 
 
 def test_fold_keeps_max_minus_one_and_sums_the_rest():
     lim = SeriesLimit(3, ["a", "b"])
-    s = [("", f'{{a="{i}",b="x"}}', i) for i in range(1, 11)]
+    s = [("", labels(a=i, b="x"), i) for i in range(1, 11)]
     out = lim.samples(s)
     assert len(out) == 3
-    assert out[-1] == ("", f'{{a="{OVERFLOW}",b="{OVERFLOW}"}}', sum(range(3, 11)))
+    assert out[-1] == ("", labels(a=OVERFLOW, b=OVERFLOW), sum(range(3, 11)))
     assert sum(v for _s, _l, v in out) == sum(range(1, 11))
     assert (lim.folded, lim.dropped_total) == (8, 8)
 
 
 def test_admitted_series_are_sticky_and_new_ones_counted_once():
     lim = SeriesLimit(3, ["a"])
-    first = [("", '{a="x"}', 1), ("", '{a="y"}', 1), ("", '{a="z"}', 1), ("", '{a="w"}', 1)]
+    first = [("", labels(a="x"), 1), ("", labels(a="y"), 1), ("", labels(a="z"), 1), ("", labels(a="w"), 1)]
     kept = {lbl for _s, lbl, _v in lim.samples(first)} - {lim.overflow}
-    assert kept == {'{a="x"}', '{a="y"}'}
+    assert kept == {labels(a="x"), labels(a="y")}
     # The map's order changes, a new key arrives: x and y keep their series.
-    again = [("", '{a="v"}', 1), ("", '{a="w"}', 1), ("", '{a="z"}', 1), ("", '{a="y"}', 1),
-             ("", '{a="x"}', 1)]
+    again = [("", labels(a="v"), 1), ("", labels(a="w"), 1), ("", labels(a="z"), 1), ("", labels(a="y"), 1),
+             ("", labels(a="x"), 1)]
     assert {lbl for _s, lbl, _v in lim.samples(again)} - {lim.overflow} == kept
     assert (lim.folded, lim.dropped_total) == (3, 3)   # z, w, then v new
     # x goes away: its room goes to a folded one; nothing new is kept out.
     out = lim.samples(again[:-1])
-    assert len(out) == 3 and '{a="y"}' in {lbl for _s, lbl, _v in out}
+    assert len(out) == 3 and labels(a="y") in {lbl for _s, lbl, _v in out}
     assert lim.dropped_total == 3
     # Back under the limit: nothing folded.
     lim.samples(again[:2])
@@ -153,21 +154,21 @@ def test_admitted_series_are_sticky_and_new_ones_counted_once():
 
 def test_limit_one_folds_everything_into_the_overflow():
     lim = SeriesLimit(1, ["a"])
-    out = lim.samples([("", '{a="1"}', 1), ("", '{a="2"}', 2)])
-    assert out == [("", '{a="__overflow__"}', 3)]
+    out = lim.samples([("", labels(a="1"), 1), ("", labels(a="2"), 2)])
+    assert out == [("", labels(a="__overflow__"), 3)]
 
 
 def test_a_real_series_named_overflow_is_added_in_not_duplicated():
     lim = SeriesLimit(2, ["a"])
-    s = [("", '{a="__overflow__"}', 5), ("", '{a="1"}', 1), ("", '{a="2"}', 2)]
+    s = [("", labels(a="__overflow__"), 5), ("", labels(a="1"), 1), ("", labels(a="2"), 2)]
     out = lim.samples(s)
-    assert out == [("", '{a="__overflow__"}', 8)]
+    assert out == [("", labels(a="__overflow__"), 8)]
 
 
 def test_float_overflow_sum_does_not_depend_on_order():
     lim = SeriesLimit(2, ["a"])
     vals = [0.1, 0.7, 1e-9, 3.3, 1e16, -1e16, 2.2]
-    s = [("", f'{{a="{i}"}}', v) for i, v in enumerate(vals)]
+    s = [("", labels(a=i), v) for i, v in enumerate(vals)]
     a = lim.samples([s[0]] + s[1:])[-1][2]
     b = SeriesLimit(2, ["a"]).samples([s[0]] + s[1:][::-1])[-1][2]
     assert a == b
@@ -221,8 +222,8 @@ def test_histogram_folds_buckets_and_sums(plan):
     entries = {k: ([k, 1, 2], 10 * k) for k in range(1, 6)}
     f = fam(c, lens(entries))
     assert len(f.histograms) == 2
-    labels = {tuple(h.labels) for h in f.histograms}
-    assert (("key", OVERFLOW),) in labels
+    label_sets = {h.labels.pairs() for h in f.histograms}
+    assert (("key", OVERFLOW),) in label_sets
     assert sum(h.count for h in f.histograms) == sum(sum(s) for s, _t in entries.values())
     assert sum(h.sum for h in f.histograms) == sum(t for _s, t in entries.values())
     parsed([f])   # valid exposition
@@ -251,8 +252,8 @@ def test_otlp_gets_the_same_overflow(plan):
 
 def test_label_caches_are_bounded(plan, monkeypatch):
     """Keys that churn (pids) must not grow the decoded-label caches without bound."""
-    from exporter import collect
-    monkeypatch.setattr(collect, "LABEL_CACHE_LIMIT", 50)
+    from core import series
+    monkeypatch.setattr(series, "LABEL_CACHE_LIMIT", 50)
     c = collector(plan, "demo_scaled_seconds_total")
     for round_ in range(10):
         fam(c, calls({(f"p{round_}-{i}", i): 1 for i in range(40)}))

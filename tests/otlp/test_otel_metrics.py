@@ -21,7 +21,6 @@ from opentelemetry.sdk.resources import Resource
 
 from core.binding import bind
 from exporter.collect import MetricCollector
-from exporter.exposition.text import parse_labels
 from exporter.otlp.metrics import MetricsConverter, temporalities, unit_of
 from exporter.snapshot import MapData, ProgramSnapshot, Snapshot
 
@@ -234,7 +233,7 @@ def test_every_value_equals_the_prometheus_sample(plan):
     m = by_name(MetricsConverter(RESOURCE).convert(snap))
     for name in ("demo_calls_total", "demo_queue_depth", "demo_cpu_ticks_total"):
         fam = prometheus(prog, snap, name)
-        prom = {tuple(sorted(parse_labels(lbl))): v for _s, lbl, v in fam.samples}
+        prom = {tuple(sorted(lbl.pairs())): v for _s, lbl, v in fam.all_samples()}
         otel = {tuple(sorted(p.attributes.items())): p.value for p in m[name].data.data_points}
         assert otel == prom and prom, name
     assert point(m["demo_calls_total"], comm="cat", op=2).value == 7
@@ -448,15 +447,17 @@ def test_unit_of():
 
 
 def test_state_stays_bounded_under_many_distinct_series(plan, monkeypatch):
-    """Every push brings 2,000 label sets never seen before: the attribute cache stays within its
-    limit and the per-series state holds only the latest snapshot's series."""
-    from exporter.otlp import metrics as otel_metrics
-    monkeypatch.setattr(otel_metrics, "LABEL_CACHE_LIMIT", 1_000)
+    """Every push brings 2,000 label sets never seen before: the label sets (and the attributes
+    they keep) stay within the cache limit plus the latest push, and the per-series state holds
+    only the latest snapshot's series."""
+    from core import series
+    monkeypatch.setattr(series, "LABEL_CACHE_LIMIT", 1_000)
     prog, conv = FakeProgram(plan), MetricsConverter(RESOURCE)
     for round_ in range(10):
         entries = {(f"c{round_ * 2000 + i}", 1): 1 for i in range(2000)}
         push = conv.convert(snapshot(prog, T0 + (round_ + 1) * SEC, calls=entries))
         conv.commit(push)
         assert len(by_name(push)["demo_calls_total"].data.data_points) == 2000
-        assert len(conv._attrs) <= 1_000
+        cached = sum(c.cached_label_sets() for v in conv._views.values() for c, _m, _e in v.metrics)
+        assert 2000 <= cached <= 1_000 + 2000
         assert len(conv._series[("demo", "demo_calls_total")]) == 2000

@@ -19,7 +19,7 @@ from itertools import accumulate
 from typing import NamedTuple
 
 from core.binding import upper_bounds
-from exporter.exposition.text import HistogramSeries
+from core.series import HistogramSeries, LabelSet
 
 # bpfleet_log2_slot(2**64 - 1) == 65, so with 66 slots or more the last slot never clamps: it
 # is (2^63, 2^64], which holds every u64. With fewer, the last slot is an overflow slot.
@@ -201,17 +201,17 @@ def native_buckets(n: Native) -> dict[int, int]:
     return out
 
 
-def prometheus_series(labels, slots: list[int], total: int | None, scheme, scale: float,
+def prometheus_series(labels: LabelSet, slots: list[int], total: int | None, scheme, scale: float,
                       with_native: bool) -> HistogramSeries:
-    """One histogram series for exporter.exposition (text and protobuf).
+    """One histogram series for the exposition renderers (text and protobuf) and OTLP.
 
-    labels: the series' (name, value) pairs, unescaped, without `le`. slots: raw slot counts.
+    labels: the series' label set, without `le`. slots: raw slot counts.
     total: the raw sum, or None when the program keeps none. with_native: add the native
     buckets; decide it once per metric with `why_not_exponential(scheme, slots, scale) is None`
     (raises Inexact if these counts can't be native exactly)."""
     buckets = classic_buckets(slots, scheme, scale)
     return HistogramSeries(
-        labels=tuple(labels),
+        labels=labels,
         buckets=buckets,
         count=buckets[-1][1],
         sum=None if total is None else total * scale,
