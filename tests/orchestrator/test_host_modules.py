@@ -38,15 +38,20 @@ def test_the_library_is_what_the_playbooks_use():
     assert MODULES == ["bpfleet_artifact", "bpfleet_mitigation", "bpfleet_program"]
 
 
+@pytest.fixture(scope="module")
+def docs() -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
+    """`ansible-doc -M playbooks/library <every module>`, as text and as JSON (one run each)."""
+    return ansible_doc(*MODULES), ansible_doc("--json", *MODULES)
+
+
 @pytest.mark.parametrize("name", MODULES)
-def test_ansible_doc_renders_the_module(name):
-    text = ansible_doc(name)
-    assert text.returncode == 0 and "[ERROR]" not in text.stderr and "[WARNING]" not in text.stderr, \
-        text.stderr
-    assert "EXAMPLES" in text.stdout and "RETURN VALUES" in text.stdout
-    p = ansible_doc("--json", name)
-    assert p.returncode == 0, p.stderr
-    doc = json.loads(p.stdout)[name]
+def test_ansible_doc_renders_the_module(name, docs):
+    text, as_json = docs
+    for p in docs:
+        assert p.returncode == 0 and "[ERROR]" not in p.stderr and "[WARNING]" not in p.stderr, p.stderr
+    page = text.stdout.split(f"> MODULE {name} ")[1].split("> MODULE ")[0]
+    assert "EXAMPLES" in page and "RETURN VALUES" in page
+    doc = json.loads(as_json.stdout)[name]
     assert doc["doc"]["module"] == name and doc["doc"]["short_description"] and doc["return"]
     examples = yaml.safe_load(doc["examples"])
     assert examples and all(name in task for task in examples), "every example runs this module"
