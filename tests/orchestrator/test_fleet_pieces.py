@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from hostmodule_kit import host_module as module
 
 from core import registry as reg
 from orchestrator import packaging
@@ -15,7 +16,6 @@ from orchestrator.ansible.fleet import observation
 from orchestrator.engine.fleet import Artifact
 from orchestrator.ansible.runner import HostResult, RunResult
 from bpfleet.commands.views import plan
-from hostmodule_kit import host_module as module
 
 
 CONFIG = """# BEGIN bpfleet exporter settings (bpfleet_exporter role)
