@@ -10,8 +10,6 @@ an ident `<rollout>-<step>` (`…-facts`, `…-preflight-<host>`, `…-w<wave>-u
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,6 +20,8 @@ from orchestrator import packaging
 from orchestrator.engine.fleet import Artifact, HostFacts, Outcome
 from orchestrator.engine.gates import Observation
 from orchestrator.ansible.runner import RunResult, Timeouts, run_playbook
+# `ansible --list-hosts` runs in runner.py, the one module that runs Ansible; the CLI reads it here.
+from orchestrator.ansible.runner import inventory_hosts  # noqa: F401
 
 HOST_KEYS_DIR = "/etc/bpfleet/keys"   # where the bpfleet_exporter role puts trusted keys
 
@@ -34,23 +34,6 @@ class RunStats:
     @property
     def ansible_seconds(self) -> float:
         return sum(s for _, s, _ in self.runs)
-
-
-def inventory_hosts(inventory: str, pattern: str = "all") -> list[str]:
-    """Hosts of an inventory matching an Ansible host pattern (`ansible --list-hosts`)."""
-    ansible = Path(sys.executable).with_name("ansible")
-    r = subprocess.run([str(ansible) if ansible.exists() else "ansible", pattern, "-i", inventory,
-                        "--list-hosts"], capture_output=True, text=True, timeout=120,
-                       env={"ANSIBLE_DEPRECATION_WARNINGS": "False", "PATH": _path()})
-    if r.returncode != 0:
-        raise ValueError(f"inventory {inventory}: {(r.stderr or r.stdout).strip()}")
-    lines = r.stdout.splitlines()
-    return sorted(l.strip() for l in lines[1:] if l.strip()) if lines and "hosts (" in lines[0] else []
-
-
-def _path() -> str:
-    import os
-    return f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"
 
 
 class AnsibleFleet:

@@ -1,4 +1,5 @@
-"""The ansible-runner boundary: the only module that imports ansible_runner.
+"""The Ansible boundary: the only module that imports ansible_runner or runs an ansible CLI
+(tests/architecture/test_boundaries.py holds it to that).
 
 One call runs one playbook against an explicit set of hosts, with explicit timeouts (the
 library's defaults are none), streams events to a callback for live progress, can be cancelled,
@@ -7,10 +8,14 @@ and leaves its artifacts under `<private_data_dir>/artifacts/<ident>/` — an au
 Per-host results come from the events, not from Ansible's own failure accounting: a host is ok
 only if no task failed on it (rescued or not) and it stayed reachable. A playbook reports data
 back by ending with a task named REPORT_TASK whose `msg` is that host's report.
+
+Every run finds the host modules in playbooks/library/ and the code they share in
+playbooks/module_utils/ (also for a playbook outside playbooks/, as the tests write).
 """
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +25,10 @@ import ansible_runner
 
 PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
 REPORT_TASK = "bpfleet report"
+# Where Ansible finds the bpfleet modules, the code they share and the roles.
+ANSIBLE_PATHS = {"ANSIBLE_LIBRARY": str(PLAYBOOKS / "library"),
+                 "ANSIBLE_MODULE_UTILS": str(PLAYBOOKS / "module_utils"),
+                 "ANSIBLE_ROLES_PATH": str(PLAYBOOKS / "roles")}
 
 
 @dataclass
@@ -95,10 +104,10 @@ def run_playbook(playbook: str, inventory: str, hosts: list[str], extravars: dic
         inventory=os.path.abspath(inventory), limit=",".join(hosts), extravars=extravars,
         forks=forks, timeout=timeouts.job, quiet=True, event_handler=handler,
         cancel_callback=cancel or (lambda: False), cmdline="--check" if check else None,
-        envvars={"PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",  # the venv's ansible
+        envvars={"PATH": _path(), **ANSIBLE_PATHS,
                  "ANSIBLE_TASK_TIMEOUT": str(timeouts.task), "ANSIBLE_TIMEOUT": str(timeouts.connect),
                  "ANSIBLE_HOST_KEY_CHECKING": "False", "ANSIBLE_RETRY_FILES_ENABLED": "False",
-                 "ANSIBLE_ROLES_PATH": str(PLAYBOOKS / "roles"), "ANSIBLE_PIPELINING": "True"},
+                 "ANSIBLE_PIPELINING": "True"},
         settings={"suppress_ansible_output": True},
         # Otherwise the first run's extravars, envvars and cmdline (--check!) are written to
         # <private_data_dir>/env/ and silently reused by every later run that shares the dir.
@@ -123,3 +132,21 @@ def _run_failure(runner, artifacts: str) -> str:
             tail = []
         return f"ansible-playbook exited {runner.rc}: {' '.join(tail) or 'no output'} (see {artifacts})"
     return ""
+
+
+def inventory_hosts(inventory: str, pattern: str = "all") -> list[str]:
+    """Hosts of an inventory matching an Ansible host pattern (`ansible --list-hosts`)."""
+    ansible = Path(sys.executable).with_name("ansible")
+    r = subprocess.run([str(ansible) if ansible.exists() else "ansible", pattern, "-i", inventory,
+                        "--list-hosts"], capture_output=True, text=True, timeout=120,
+                       stdin=subprocess.DEVNULL,
+                       env={"ANSIBLE_DEPRECATION_WARNINGS": "False", "PATH": _path()})
+    if r.returncode != 0:
+        raise ValueError(f"inventory {inventory}: {(r.stderr or r.stdout).strip()}")
+    lines = r.stdout.splitlines()
+    return sorted(l.strip() for l in lines[1:] if l.strip()) if lines and "hosts (" in lines[0] else []
+
+
+def _path() -> str:
+    """PATH with the venv's bin first: its ansible-playbook, not another one."""
+    return f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"

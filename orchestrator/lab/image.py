@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 from orchestrator.lab import guest
 from orchestrator.lab.kernel import CHR, DIR, FILE, Entry, extract_vmlinux, load_order, \
     module_bytes, module_name, newc_archive, parse_modules_dep
-from orchestrator.lab.system import LabError, VM_TOOLS, require_tools
+from orchestrator.lab.system import LabError, VM_TOOLS, require_tools, run_logged
 
 MIRROR = os.environ.get("BPFLEET_LAB_MIRROR", "http://deb.debian.org/debian")
 RECIPE = {
@@ -125,19 +124,13 @@ class _Build:
         self.key, self.step = key, ""
 
     def sh(self, *argv, timeout: float = 1800, **kw) -> str:
-        argv = [str(a) for a in argv]
-        with open(self.log, "a") as f:
-            f.write(f"\n$ {' '.join(argv)}\n")
-            f.flush()
-            try:
-                p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=f, text=True,
-                                   timeout=timeout, **kw)
-            except (OSError, subprocess.TimeoutExpired) as e:
-                raise LabError(f"VM image build failed ({self.step}): {e}; log {self.log}") from None
-            f.write(p.stdout)
+        try:
+            p = run_logged(*argv, log=self.log, timeout=timeout, **kw)
+        except LabError as e:
+            raise LabError(f"VM image build failed ({self.step}): {e}; log {self.log}") from None
         if p.returncode != 0:
             tail = "\n    ".join(self.log.read_text(errors="replace").strip().splitlines()[-4:])
-            raise LabError(f"VM image build failed ({self.step}): {argv[0]} exit {p.returncode}:"
+            raise LabError(f"VM image build failed ({self.step}): {p.args[0]} exit {p.returncode}:"
                            f"\n    {tail}\nfull log: {self.log}")
         return p.stdout
 

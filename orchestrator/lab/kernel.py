@@ -4,10 +4,9 @@ module set from modules.dep, and a newc initramfs."""
 from __future__ import annotations
 
 import lzma
-import subprocess
 from dataclasses import dataclass
 
-from orchestrator.lab.system import LabError
+from orchestrator.lab.system import LabError, run
 
 XZ_MAGIC = b"\xfd7zXZ\x00"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -19,7 +18,7 @@ def _unxz(data: bytes) -> bytes:
 
 def _unzstd(data: bytes) -> bytes:
     # Exit 1 on the bytes after the frame ("unsupported format"); the frame's output is whole.
-    return subprocess.run(["zstd", "-dcq"], input=data, capture_output=True, timeout=120).stdout
+    return run("zstd", "-dcq", input=data, text=False, check=False).stdout
 
 
 def extract_vmlinux(vmlinuz: bytes) -> bytes:

@@ -10,14 +10,13 @@ import os
 import re
 import shutil
 import socket
-import subprocess
 import time
 from pathlib import Path
 
 from orchestrator.lab.config import LabConfig
 from orchestrator.lab.plan import HOST_DIRS, Host
 from orchestrator.lab.ssh import ensure_key
-from orchestrator.lab.system import LabError, pid_alive, pid_cmdline, run, stop_pids
+from orchestrator.lab.system import LabError, pid_alive, pid_cmdline, run, spawn, stop_pids
 
 SSHD = "/usr/sbin/sshd"
 # sshd's privilege-separation chroot: bind-mounted per host too, so that no lab going down
@@ -189,15 +188,13 @@ def start_host(cfg: LabConfig, host: Host, lab_key: Path) -> int:
     run("ip", "-n", host.netns, "link", "set", "eth0", "up")
     run("ip", "-n", host.netns, "link", "set", "lo", "up")
     log = hdir / "sshd.log"
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            ["nsenter", f"--net=/run/netns/{host.netns}", "--",
-             "unshare", "--mount", "--uts", "--propagation", "private", "--",
-             "/bin/sh", "-c", HOST_INIT, "lab-host-init", host.name, str(hdir / "root"),
-             str(hdir / "ssh/sshd_config"), *MOUNTED_DIRS],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
-    _wait_listening(host, proc.pid, log)
-    return proc.pid   # nsenter, unshare and sh exec: this is the sshd
+    argv = ["nsenter", f"--net=/run/netns/{host.netns}", "--",
+            "unshare", "--mount", "--uts", "--propagation", "private", "--",
+            "/bin/sh", "-c", HOST_INIT, "lab-host-init", host.name, str(hdir / "root"),
+            str(hdir / "ssh/sshd_config"), *MOUNTED_DIRS]
+    pid = spawn(argv, log)
+    _wait_listening(host, pid, log)
+    return pid   # nsenter, unshare and sh exec: this is the sshd
 
 
 def netns_pids(name: str) -> list[int]:

@@ -1,11 +1,10 @@
-"""SSH keys and the ssh client, as the lab uses them."""
+"""SSH keys and the ssh client, as the lab uses them (argv built here, run by system.py)."""
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 from orchestrator.lab.plan import SSH_COMMON_ARGS, Host
-from orchestrator.lab.system import LabError, run
+from orchestrator.lab.system import Completed, run
 
 
 def ensure_key(path: Path, comment: str) -> Path:
@@ -26,16 +25,7 @@ def ssh_argv(host: Host, key: Path, connect_timeout: int = 10) -> list[str]:
 
 
 def ssh(host: Host, key: Path, command: str, timeout: float = 30, connect_timeout: int = 10,
-        check: bool = True) -> subprocess.CompletedProcess:
+        check: bool = True) -> Completed:
     """Run `command` on `host` as root; LabError (with ssh's stderr) if it fails and `check`."""
-    argv = ssh_argv(host, key, connect_timeout) + ["--", command]
-    try:
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                           stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        raise LabError(f"ssh {host.name} ({host.address}:{host.ssh_port}): no answer after "
-                       f"{timeout:.0f} s") from None
-    if check and p.returncode != 0:
-        raise LabError(f"ssh {host.name} ({host.address}:{host.ssh_port}) {command!r}: "
-                       f"exit {p.returncode}: {p.stderr.strip()}")
-    return p
+    return run(*ssh_argv(host, key, connect_timeout), "--", command, check=check, timeout=timeout,
+               what=f"ssh {host.name} ({host.address}:{host.ssh_port}) {command!r}")

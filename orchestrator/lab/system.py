@@ -1,4 +1,7 @@
-"""The lab's one shell to this machine: commands, processes, preconditions."""
+"""The lab's one shell to this machine: commands, processes, preconditions.
+
+The only lab module that imports subprocess (tests/architecture/test_boundaries.py holds it to
+that): the others build argv lists and hand them to run / run_logged / spawn."""
 from __future__ import annotations
 
 import os
@@ -35,19 +38,55 @@ def require_tools(tools: list[str]) -> None:
                        f"(apt-get install {' '.join(missing)}, or run scripts/setup.sh)")
 
 
-def run(*argv: str | os.PathLike, check: bool = True, timeout: float = 120,
-        **kw) -> subprocess.CompletedProcess:
-    """Run a command, capturing output; a failure raises LabError with its stderr."""
+Completed = subprocess.CompletedProcess
+
+
+def run(*argv: str | os.PathLike, check: bool = True, timeout: float = 120, what: str | None = None,
+        text: bool = True, **kw) -> Completed:
+    """Run a command, capturing output; a failure raises LabError with its stderr. `what` names
+    the command in errors (default: its argv). No terminal: stdin is /dev/null unless `input`."""
     argv = [str(a) for a in argv]
+    what = what or " ".join(argv)
+    if "input" not in kw:
+        kw.setdefault("stdin", subprocess.DEVNULL)
     try:
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
+        p = subprocess.run(argv, capture_output=True, text=text, timeout=timeout, **kw)
     except FileNotFoundError:
         raise LabError(f"{argv[0]}: not installed ({TOOL_PACKAGES.get(argv[0], 'unknown package')})")
     except subprocess.TimeoutExpired:
-        raise LabError(f"{' '.join(argv)}: no answer after {timeout:.0f} s") from None
+        raise LabError(f"{what}: no answer after {timeout:.0f} s") from None
     if check and p.returncode != 0:
-        raise LabError(f"{' '.join(argv)}: exit {p.returncode}: {(p.stderr or p.stdout).strip()}")
+        err = p.stderr or p.stdout
+        err = err.decode(errors="replace") if isinstance(err, bytes) else err
+        raise LabError(f"{what}: exit {p.returncode}: {err.strip()}")
     return p
+
+
+def run_logged(*argv: str | os.PathLike, log: Path, timeout: float, **kw) -> Completed:
+    """Run a long command with its stderr appended to `log` (after a `$ argv` line) and its
+    stdout captured, then appended too. LabError if it cannot run or overruns `timeout`; the
+    exit status is the caller's to judge."""
+    argv = [str(a) for a in argv]
+    with open(log, "a") as f:
+        f.write(f"\n$ {' '.join(argv)}\n")
+        f.flush()
+        try:
+            p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=f, text=True, timeout=timeout, **kw)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise LabError(str(e)) from None
+        f.write(p.stdout)
+    return p
+
+
+def spawn(argv: list[str], log: Path) -> int:
+    """Start a daemon in a session of its own, output appended to `log`. -> its pid."""
+    with open(log, "ab") as out:
+        try:
+            proc = subprocess.Popen([str(a) for a in argv], stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=out, start_new_session=True)
+        except FileNotFoundError:
+            raise LabError(f"{argv[0]}: not installed ({TOOL_PACKAGES.get(argv[0], 'unknown package')})")
+    return proc.pid
 
 
 def pid_alive(pid: int | None) -> bool:

@@ -15,18 +15,44 @@ description:
   - An artifact whose files or digest do not match is refused and nothing is written.
   - A version already on the host is verified in place; one with a different digest is refused
     (a released version is immutable). Other versions are kept, so rollback works offline.
+author: bpfleet
 options:
-  name: {description: Program name, type: str, required: true}
-  version: {description: Program version (MAJOR.MINOR.PATCH), type: str, required: true}
-  digest: {description: The artifact digest the orchestrator pinned (sha256 hex), type: str, required: true}
-  content: {description: "The artifact archive (a tar of the version directory), base64: sent with the module, no copy step and no temporary file on the host", type: str}
-  archive: {description: Path of the artifact archive on the host instead of I(content), type: path}
-  registry: {description: The host's registry directory, type: path, default: /var/lib/bpfleet/registry}
+  name: {type: str, required: true, description: The program.}
+  version: {type: str, required: true, description: "The program version (MAJOR.MINOR.PATCH, semantic versioning)."}
+  digest: {type: str, required: true, description: The artifact digest the orchestrator pinned (sha256 hex).}
+  content:
+    type: str
+    description:
+      - The artifact archive (a tar of the version directory), base64.
+      - It travels with the module, so there is no copy step and no temporary file on the host.
+      - Exactly one of O(content) and O(archive).
+  archive: {type: path, description: "The path of the artifact archive on the host, instead of O(content)."}
+  registry: {type: path, default: /var/lib/bpfleet/registry, description: "The host's registry directory."}
+"""
+
+EXAMPLES = r"""
+- name: Stage syscalls 1.1.0, sent with the module
+  bpfleet_artifact:
+    name: syscalls
+    version: 1.1.0
+    digest: 9f2c1e0b7d4a5c3e8f6a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6a
+    content: "{{ lookup('ansible.builtin.file', 'syscalls-1.1.0.tar.b64') }}"
+
+- name: Stage it from an archive already on the host
+  bpfleet_artifact:
+    name: syscalls
+    version: 1.1.0
+    digest: 9f2c1e0b7d4a5c3e8f6a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6a
+    archive: /tmp/syscalls-1.1.0.tar
 """
 
 RETURN = r"""
-digest: {description: The verified artifact digest, type: str, returned: always}
-path: {description: The artifact directory on the host, type: str, returned: always}
+digest: {type: str, returned: always, description: The verified artifact digest.}
+path:
+  description: The artifact directory on the host.
+  type: str
+  returned: always
+  sample: /var/lib/bpfleet/registry/syscalls/1.1.0
 """
 
 import base64
@@ -42,7 +68,8 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
-INDEX, SIGNATURE = "index.json", "signature.ed25519"
+INDEX = "index.json"
+SIGNATURE = "signature.ed25519"
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 VERSION_RE = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
 
@@ -88,16 +115,19 @@ def unpack(archive, into: str) -> None:
                 shutil.copyfileobj(src, out)
 
 
+ARGUMENT_SPEC = {
+    "name": {"type": "str", "required": True},
+    "version": {"type": "str", "required": True},
+    "digest": {"type": "str", "required": True},
+    "content": {"type": "str", "no_log": True},
+    "archive": {"type": "path"},
+    "registry": {"type": "path", "default": "/var/lib/bpfleet/registry"},
+}
+
+
 def main() -> None:
-    module = AnsibleModule(argument_spec={
-        "name": {"type": "str", "required": True},
-        "version": {"type": "str", "required": True},
-        "digest": {"type": "str", "required": True},
-        "content": {"type": "str", "no_log": True},
-        "archive": {"type": "path"},
-        "registry": {"type": "path", "default": "/var/lib/bpfleet/registry"},
-    }, required_one_of=[("content", "archive")], mutually_exclusive=[("content", "archive")],
-        supports_check_mode=True)
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, required_one_of=[("content", "archive")],
+                           mutually_exclusive=[("content", "archive")], supports_check_mode=True)
     p = module.params
     ref = f"{p['name']}@{p['version']}"
     if not NAME_RE.match(p["name"]) or not VERSION_RE.match(p["version"]):

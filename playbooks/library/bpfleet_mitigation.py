@@ -9,165 +9,109 @@ DOCUMENTATION = r"""
 module: bpfleet_mitigation
 short_description: Query, apply, switch the mode of, or revoke a mitigation in the host's bpfleet exporter
 description:
-  - C(state=query) reads the mitigation's status (state, mode, decisions, expiry); changes nothing.
-  - C(state=present) applies it (C(PUT /mitigations/<name>) with I(settings)); on success the
-    settings are written to the config as a marked C([mitigations.<name>]) block.
+  - C(state=query) reads the mitigation's status (state, mode, decisions, expiry); it changes nothing.
+  - C(state=present) applies it (C(PUT /mitigations/<name>) with O(settings)). On success the
+    settings are written to the exporter config as a marked C([mitigations.<name>]) block.
   - C(state=mode) switches the mode of a running mitigation (C(PUT /mitigations/<name>/mode),
     no reload) and updates the config block.
   - C(state=absent) revokes it (C(DELETE /mitigations/<name>)) and removes the config block.
+  - Check mode changes nothing and reports the mitigation's status.
+author: bpfleet
 options:
-  name: {description: Mitigation (program) name, type: str, required: true}
-  state: {description: query, present, mode or absent, type: str, default: query, choices: [query, present, mode, absent]}
-  settings: {description: "present: version, mode, lists, expires (RFC 3339), ttl, attach, knobs", type: dict}
-  mode: {description: "mode: monitor or enforce", type: str}
-  socket: {description: The exporter's admin socket, type: path, default: /run/bpfleet/admin.sock}
-  config: {description: The exporter config file, type: path, default: /etc/bpfleet/exporter.toml}
-  wait: {description: Seconds to wait for the admin socket, type: int, default: 30}
+  name: {type: str, required: true, description: The mitigation (its program's name).}
+  state: {type: str, default: query, choices: [query, present, mode, absent], description: What to do.}
+  settings:
+    type: dict
+    description:
+      - "For O(state=present): C(version), C(mode), C(lists), C(expires) (RFC 3339), C(ttl), C(attach), C(knobs)."
+      - Keys whose value is null are left out.
+  mode: {type: str, choices: [monitor, enforce], description: "For O(state=mode): the new mode."}
+  socket: {type: path, default: /run/bpfleet/admin.sock, description: "The exporter's admin socket."}
+  config: {type: path, default: /etc/bpfleet/exporter.toml, description: The exporter config file.}
+  wait: {type: int, default: 30, description: Seconds to wait for the admin socket to answer.}
+"""
+
+EXAMPLES = r"""
+- name: Deny two networks on eth0 for 12 hours, watching first
+  bpfleet_mitigation:
+    name: xdp_denylist
+    state: present
+    settings:
+      version: 1.0.0
+      mode: monitor
+      expires: "2026-12-01T00:00:00Z"
+      attach: {interface: eth0}
+      lists:
+        deny_v4: [192.0.2.0/24, 198.51.100.0/24]
+
+- name: Enforce it
+  bpfleet_mitigation:
+    name: xdp_denylist
+    state: mode
+    mode: enforce
+
+- name: Revoke it
+  bpfleet_mitigation:
+    name: xdp_denylist
+    state: absent
 """
 
 RETURN = r"""
-exporter: {description: "{up, error}", type: dict, returned: always}
-mitigation: {description: "The mitigation's status after the change (null if the exporter does not know it)", type: dict, returned: always}
-release: {description: Kernel release (uname -r), type: str, returned: always}
+exporter:
+  description: Whether the exporter answers on its admin socket, and the error if it does not.
+  type: dict
+  returned: always
+  sample: {up: true, error: null}
+mitigation:
+  description: >-
+    The mitigation's status after the change, as the exporter's C(GET /mitigations) lists it
+    (name, version, state, reason, mode, expires_at, answers, blocks, lists); null if the
+    exporter does not know it.
+  type: dict
+  returned: always
+release: {type: str, returned: always, description: "The kernel release (C(uname -r))."}
 """
 
-import http.client
 import json
 import os
-import re
-import socket
-import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.bpfleet_admin import ExporterDown, call
+from ansible.module_utils.bpfleet_config import markers, read_lines, set_entry, toml_value
+
+ARGUMENT_SPEC = {
+    "name": {"type": "str", "required": True},
+    "state": {"type": "str", "default": "query", "choices": ["query", "present", "mode", "absent"]},
+    "settings": {"type": "dict"},
+    "mode": {"type": "str", "choices": ["monitor", "enforce"]},
+    "socket": {"type": "path", "default": "/run/bpfleet/admin.sock"},
+    "config": {"type": "path", "default": "/etc/bpfleet/exporter.toml"},
+    "wait": {"type": "int", "default": 30},
+}
+SETTINGS_PREFIX = "# settings: "
 
 
-class UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float):
-        super().__init__("localhost", timeout=timeout)
-        self.unix_path = path
-
-    def connect(self):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(self.timeout)
-        s.connect(self.unix_path)
-        self.sock = s
-
-
-def call(path: str, method: str, url: str, body=None, wait: float = 0):
-    """-> (HTTP status, JSON reply); OSError when nothing answers within `wait` seconds."""
-    deadline = time.monotonic() + wait
-    while True:
-        conn = UnixHTTPConnection(path, 120)
-        try:
-            conn.request(method, url, body=None if body is None else json.dumps(body).encode(),
-                         headers={"Content-Type": "application/json"})
-            r = conn.getresponse()
-            text = r.read()
-            try:
-                return r.status, json.loads(text or b"{}")
-            except ValueError:
-                return r.status, {"ok": False, "error": text.decode(errors="replace")[:500]}
-        except (OSError, http.client.HTTPException):
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(0.5)
-        finally:
-            conn.close()
-
-
-def _markers(name: str):
-    return f"# BEGIN bpfleet mitigation {name}", f"# END bpfleet mitigation {name}"
-
-
-def toml(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(toml(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {toml(x)}" for k, x in v.items()) + " }"
-    raise ValueError(f"cannot write {v!r} to TOML")
-
-
-def without_block(lines, name):
-    begin, end = _markers(name)
-    header = re.compile(rf"^\s*\[\s*mitigations\s*\.\s*{re.escape(name)}\s*\]")
-    out, skip = [], None
-    for line in lines:
-        if skip == "block":
-            skip = None if line.strip() == end else "block"
-            continue
-        if skip == "table":
-            if line.lstrip().startswith("[") or line.startswith("# BEGIN "):
-                skip = None
-            else:
-                continue
-        if line.strip() == begin:
-            skip = "block"
-            continue
-        if header.match(line):
-            skip = "table"
-            continue
-        out.append(line)
-    while out and not out[-1].strip():
-        out.pop()
-    return out
-
-
-def block_settings(lines, name):
+def block_settings(lines: list[str], name: str) -> dict | None:
     """The settings the block was written from (kept as JSON in its first comment)."""
-    begin, _ = _markers(name)
+    begin = markers("mitigation", name)[0]
     for i, line in enumerate(lines):
-        if line.strip() == begin and i + 1 < len(lines) and lines[i + 1].startswith("# settings: "):
-            return json.loads(lines[i + 1][len("# settings: "):])
+        if line.strip() == begin and i + 1 < len(lines) and lines[i + 1].startswith(SETTINGS_PREFIX):
+            return json.loads(lines[i + 1][len(SETTINGS_PREFIX):])
     return None
 
 
-def write_config(path, name, settings):
+def write_config(path: str, name: str, settings: dict | None) -> bool:
     """The config holds `settings` for `name` (None: not at all). -> changed?"""
-    try:
-        with open(path) as f:
-            old = f.read().splitlines()
-    except FileNotFoundError:
-        old = []
-    new = without_block(old, name)
+    body = None
     if settings is not None:
-        begin, end = _markers(name)
-        new += ([""] if new else []) + [begin, "# settings: " + json.dumps(settings, sort_keys=True),
-                                        f"[mitigations.{name}]"]
-        new += [f"{k} = {toml(v)}" for k, v in sorted(settings.items()) if v is not None] + [end]
-    if new == old:
-        return False
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write("\n".join(new) + "\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    return True
+        body = [SETTINGS_PREFIX + json.dumps(settings, sort_keys=True), f"[mitigations.{name}]"]
+        body += [f"{k} = {toml_value(v)}" for k, v in sorted(settings.items()) if v is not None]
+    return set_entry(path, "mitigation", "mitigations", name, body)
 
 
-def read_lines(path):
-    try:
-        with open(path) as f:
-            return f.read().splitlines()
-    except FileNotFoundError:
-        return []
-
-
-def main():
-    module = AnsibleModule(argument_spec={
-        "name": {"type": "str", "required": True},
-        "state": {"type": "str", "default": "query", "choices": ["query", "present", "mode", "absent"]},
-        "settings": {"type": "dict"},
-        "mode": {"type": "str", "choices": ["monitor", "enforce"]},
-        "socket": {"type": "path", "default": "/run/bpfleet/admin.sock"},
-        "config": {"type": "path", "default": "/etc/bpfleet/exporter.toml"},
-        "wait": {"type": "int", "default": 30},
-    }, supports_check_mode=True)
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
+                           required_if=[("state", "mode", ("mode",))])
     p = module.params
     name, state, sock = p["name"], p["state"], p["socket"]
     out = {"changed": False, "release": os.uname().release, "exporter": {"up": True, "error": None}}
@@ -195,8 +139,8 @@ def main():
             code, reply = call(sock, "DELETE", f"/mitigations/{name}", wait=p["wait"])
             out["changed"] = write_config(p["config"], name, None) or code == 200
         module.exit_json(**out, mitigation=status())
-    except OSError as e:
-        out["exporter"] = {"up": False, "error": f"admin socket {sock}: {e}"}
+    except ExporterDown as e:
+        out["exporter"] = {"up": False, "error": str(e)}
         module.fail_json(msg=f"no exporter answers on {sock}: {e}", **out, mitigation=None)
 
 

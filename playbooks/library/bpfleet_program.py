@@ -11,110 +11,111 @@ DOCUMENTATION = r"""
 module: bpfleet_program
 short_description: Query, load, upgrade or unload a program in the host's bpfleet exporter
 description:
-  - C(state=query) reads the exporter's C(/status) over its admin socket plus the host's load
-    average and CPU count; it changes nothing.
-  - C(state=present) asks the exporter to run I(name) at I(version) (C(PUT /programs/<name>) with
-    the pinned I(digest)); the exporter attaches the new version before it detaches the old one
+  - C(state=query) reads the exporter's C(/status) over its admin socket, plus the host's load
+    average, CPU count and kernel; it changes nothing.
+  - C(state=present) asks the exporter to run O(name) at O(version) (C(PUT /programs/<name>) with
+    the pinned O(digest)). The exporter attaches the new version before it detaches the old one
     and refuses an artifact whose digest differs. After success the version is written to the
     exporter config, so a restart keeps it; after a failure the config is left alone, so a
     restarted exporter comes back on the previous version.
-  - C(state=absent) unloads the program (C(DELETE)) and removes it from the config.
-  - With I(seed), C(present) acts only if the config has no entry for I(name) yet (the install
-    role's initial programs: re-running the install never undoes a rollout).
-  - Idempotent: a program already running at that version, digest and knobs is left alone.
+  - C(state=absent) unloads the program (C(DELETE /programs/<name>)) and removes it from the config.
+  - With O(seed=true), C(state=present) acts only if the config has no entry for O(name) yet
+    (the initial programs of an install, so re-running the install never undoes a rollout).
+  - Idempotent. A program already running at that version, digest and knobs is left alone.
     Check mode reports what would change.
+author: bpfleet
 options:
-  name: {description: Program name; optional for query, type: str}
-  state: {description: query, present or absent, type: str, default: query, choices: [query, present, absent]}
-  version: {description: Version to run (present), type: str}
-  digest: {description: Pinned artifact digest; default the host registry's index.json digest, type: str}
-  knobs: {description: Knob values; default the program's defaults, type: dict}
-  restore_knobs: {description: Use the knobs this host last ran I(version) with (rollback), type: bool, default: false}
-  seed: {description: "Only if the config has no entry for I(name): an initial program, which later rollouts own", type: bool, default: false}
-  socket: {description: The exporter's admin socket, type: path, default: /run/bpfleet/admin.sock}
-  config: {description: The exporter config file, type: path, default: /etc/bpfleet/exporter.toml}
-  registry: {description: The host's registry, type: path, default: /var/lib/bpfleet/registry}
-  state_dir: {description: Where knob sets per version are remembered, type: path, default: /var/lib/bpfleet/state}
-  wait: {description: Seconds to wait for the admin socket to answer (a restarting exporter), type: int, default: 30}
-  supervisor_state: {description: bpfleet-supervise's state file (restarts), type: path, default: /run/bpfleet/supervisor.json}
+  name: {type: str, description: "The program. Required for O(state=present) and O(state=absent)."}
+  state: {type: str, default: query, choices: [query, present, absent], description: What to do.}
+  version: {type: str, description: "The version to run. Required for O(state=present)."}
+  digest: {type: str, description: "The pinned artifact digest (sha256 hex); default the host registry's C(index.json) digest."}
+  knobs: {type: dict, description: "Knob values; default the program's defaults."}
+  restore_knobs: {type: bool, default: false, description: "Run O(version) with the knobs this host last ran it with (rollback)."}
+  seed: {type: bool, default: false, description: "Act only if the config has no entry for O(name) yet; later rollouts own it."}
+  socket: {type: path, default: /run/bpfleet/admin.sock, description: "The exporter's admin socket."}
+  config: {type: path, default: /etc/bpfleet/exporter.toml, description: The exporter config file.}
+  registry: {type: path, default: /var/lib/bpfleet/registry, description: "The host's registry of program artifacts."}
+  state_dir: {type: path, default: /var/lib/bpfleet/state, description: "Where the knobs each version ran with are kept, for O(restore_knobs)."}
+  wait: {type: int, default: 30, description: "Seconds to wait for the admin socket to answer (an exporter that is restarting)."}
+  supervisor_state: {type: path, default: /run/bpfleet/supervisor.json, description: "The state file of bpfleet-supervise (restarts, last exit)."}
+"""
+
+EXAMPLES = r"""
+- name: Read the kernel and what the exporter runs
+  bpfleet_program:
+    state: query
+    name: syscalls
+  register: facts
+
+- name: Run syscalls 1.1.0, pinned to its digest
+  bpfleet_program:
+    name: syscalls
+    state: present
+    version: 1.1.0
+    digest: 9f2c1e0b7d4a5c3e8f6a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6a
+    knobs:
+      by_process: true
+
+- name: Roll back to 1.0.0 with the knobs it ran with before
+  bpfleet_program:
+    name: syscalls
+    state: present
+    version: 1.0.0
+    restore_knobs: true
+    wait: 120
+
+- name: Unload it
+  bpfleet_program:
+    name: syscalls
+    state: absent
 """
 
 RETURN = r"""
-exporter: {description: "{up, pid, uptime_seconds, error}", type: dict, returned: always}
-program: {description: "The program's status after the change: version, state, error, digest, knobs, run_time_ns, run_count (null if not loaded)", type: dict, returned: when name is given}
-programs: {description: Every program the exporter knows, by name, type: dict, returned: always}
-load1: {description: 1-minute load average, type: float, returned: always}
-cpus: {description: CPUs this host may use, type: int, returned: always}
-release: {description: Kernel release (uname -r), type: str, returned: always}
-build: {description: Kernel build (uname -v), type: str, returned: always}
-btf: {description: Kernel BTF readable at /sys/kernel/btf/vmlinux, type: bool, returned: always}
-supervisor: {description: "bpfleet-supervise's state: restarts, last_exit (supervised hosts)", type: dict, returned: always}
+exporter:
+  description: Whether the exporter answers, with its pid, uptime and the error if it does not.
+  type: dict
+  returned: always
+  sample: {up: true, pid: 4242, uptime_seconds: 310.5, error: null}
+program:
+  description: >-
+    The program's status after the change (null if it is not loaded): version, wanted_version,
+    state, error, digest, knobs, load_errors, and run_time_ns and run_count summed over its BPF programs.
+  type: dict
+  returned: when O(name) is given
+programs: {type: dict, returned: always, description: "Every program the exporter knows, by name, each as in RV(program)."}
+load1: {type: float, returned: always, description: "The host's 1-minute load average."}
+cpus: {type: int, returned: always, description: CPUs this host may use.}
+release: {type: str, returned: always, description: "The kernel release (C(uname -r))."}
+build: {type: str, returned: always, description: "The kernel build (C(uname -v))."}
+btf: {type: bool, returned: always, description: "Whether kernel BTF is readable at C(/sys/kernel/btf/vmlinux)."}
+python: {type: str, returned: always, description: "The host's Python version (major.minor)."}
+supervisor: {type: dict, returned: always, description: "The state of bpfleet-supervise (restarts, last_exit) on supervised hosts, else null."}
+seeded: {type: bool, returned: "when O(seed=true) found an entry", description: "False: the config had the program already, so nothing was done."}
 """
 
-import http.client
 import json
 import os
-import re
-import socket
 import sys
-import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.bpfleet_admin import ExporterDown, call, get_status, try_status
+from ansible.module_utils.bpfleet_config import has_entry, read_lines, set_entry, toml_value
 
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float):
-        super().__init__("localhost", timeout=timeout)
-        self.unix_path = path
-
-    def connect(self):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(self.timeout)
-        s.connect(self.unix_path)
-        self.sock = s
-
-
-class ExporterDown(Exception):
-    pass
-
-
-def call(path: str, method: str, url: str, body: dict | None = None, timeout: float = 120):
-    """-> (HTTP status, JSON reply). ExporterDown when nothing answers on the socket."""
-    conn = UnixHTTPConnection(path, timeout)
-    try:
-        data = json.dumps(body).encode() if body is not None else None
-        conn.request(method, url, body=data, headers={"Content-Type": "application/json"})
-        r = conn.getresponse()
-        text = r.read()
-        try:
-            return r.status, json.loads(text or b"{}")
-        except ValueError:
-            return r.status, {"ok": False, "error": text.decode(errors="replace")[:500]}
-    except (OSError, http.client.HTTPException) as e:
-        raise ExporterDown(f"{method} {url} on {path}: {e}")
-    finally:
-        conn.close()
-
-
-def get_status(path: str, wait: float) -> dict:
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            code, reply = call(path, "GET", "/status", timeout=30)
-            if code == 200:
-                return reply
-            raise ExporterDown(f"GET /status: HTTP {code}")
-        except ExporterDown:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(0.5)
-
-
-def try_status(path: str, wait: float) -> dict | None:
-    try:
-        return get_status(path, wait)
-    except ExporterDown:
-        return None
+ARGUMENT_SPEC = {
+    "name": {"type": "str"},
+    "state": {"type": "str", "default": "query", "choices": ["query", "present", "absent"]},
+    "version": {"type": "str"},
+    "digest": {"type": "str"},
+    "knobs": {"type": "dict"},
+    "restore_knobs": {"type": "bool", "default": False},
+    "seed": {"type": "bool", "default": False},
+    "socket": {"type": "path", "default": "/run/bpfleet/admin.sock"},
+    "config": {"type": "path", "default": "/etc/bpfleet/exporter.toml"},
+    "registry": {"type": "path", "default": "/var/lib/bpfleet/registry"},
+    "state_dir": {"type": "path", "default": "/var/lib/bpfleet/state"},
+    "wait": {"type": "int", "default": 30},
+    "supervisor_state": {"type": "path", "default": "/run/bpfleet/supervisor.json"},
+}
 
 
 def summarize(s: dict) -> dict:
@@ -139,66 +140,15 @@ def host_health() -> dict:
             "python": "%d.%d" % sys.version_info[:2]}
 
 
-# ---- the config file: one marked block per program, so edits never touch anything else ----
-def _markers(name: str) -> tuple[str, str]:
-    return f"# BEGIN bpfleet program {name}", f"# END bpfleet program {name}"
-
-
-def render_block(name: str, version: str, knobs: dict) -> list[str]:
-    begin, end = _markers(name)
-    lines = [begin, f"[programs.{name}]", f'version = "{version}"']
-    if knobs:
-        vals = ", ".join(f"{k} = {str(v).lower() if isinstance(v, bool) else int(v)}"
-                         for k, v in sorted(knobs.items()))
-        lines.append(f"knobs = {{ {vals} }}")
-    return lines + [end]
-
-
-def without_program(lines: list[str], name: str) -> list[str]:
-    """Drop the program's marked block, and a hand-written [programs.<name>] table too."""
-    begin, end = _markers(name)
-    header = re.compile(rf"^\s*\[\s*programs\s*\.\s*{re.escape(name)}\s*(\.|\])")
-    out, skip = [], None
-    for line in lines:
-        if skip == "block":
-            if line.strip() == end:
-                skip = None
-            continue
-        if skip == "table":
-            if line.lstrip().startswith("[") and not header.match(line) or line.startswith("# BEGIN "):
-                skip = None
-            else:
-                continue
-        if line.strip() == begin:
-            skip = "block"
-            continue
-        if header.match(line):
-            skip = "table"
-            continue
-        out.append(line)
-    while out and not out[-1].strip():
-        out.pop()
-    return out
-
-
 def write_config(path: str, name: str, version: str | None, knobs: dict) -> bool:
     """Make the config hold `name` at `version` (None: not at all). -> changed?"""
-    try:
-        with open(path) as f:
-            old = f.read().splitlines()
-    except FileNotFoundError:
-        old = []
-    new = without_program(old, name)
+    body = None
     if version is not None:
-        new = new + ([""] if new else []) + render_block(name, version, knobs)
-    if [l.rstrip() for l in new] == [l.rstrip() for l in old]:
-        return False
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write("\n".join(new) + "\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    return True
+        body = [f"[programs.{name}]", f'version = "{version}"']
+        if knobs:   # knob values are integers or booleans (core/manifest.py)
+            body.append("knobs = " + toml_value({k: v if isinstance(v, bool) else int(v)
+                                                 for k, v in sorted(knobs.items())}))
+    return set_entry(path, "program", "programs", name, body)
 
 
 # ---- knob sets per version, for rollback to exactly what ran before ----
@@ -240,48 +190,36 @@ def report(module, status: dict | None, name: str | None, error: str | None = No
     return out
 
 
+def is_done(state: str, current: dict | None, version: str, digest: str | None, knobs: dict) -> bool:
+    if state == "absent":
+        return current is None
+    return (current is not None and current.get("version") == version
+            and current.get("state") == "attached" and (current.get("knobs") or {}) == knobs
+            and (digest is None or current.get("digest") == digest))
+
+
 def main() -> None:
-    module = AnsibleModule(argument_spec={
-        "name": {"type": "str"},
-        "state": {"type": "str", "default": "query", "choices": ["query", "present", "absent"]},
-        "version": {"type": "str"},
-        "digest": {"type": "str"},
-        "knobs": {"type": "dict"},
-        "restore_knobs": {"type": "bool", "default": False},
-        "seed": {"type": "bool", "default": False},
-        "socket": {"type": "path", "default": "/run/bpfleet/admin.sock"},
-        "config": {"type": "path", "default": "/etc/bpfleet/exporter.toml"},
-        "registry": {"type": "path", "default": "/var/lib/bpfleet/registry"},
-        "state_dir": {"type": "path", "default": "/var/lib/bpfleet/state"},
-        "wait": {"type": "int", "default": 30},
-        "supervisor_state": {"type": "path", "default": "/run/bpfleet/supervisor.json"},
-    }, required_if=[("state", "present", ("name", "version")), ("state", "absent", ("name",))],
-        supports_check_mode=True)
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
+                           required_if=[("state", "present", ("name", "version")),
+                                        ("state", "absent", ("name",))])
     p = module.params
-    name, state = p["name"], p["state"]
+    name, state, sock = p["name"], p["state"], p["socket"]
 
     if state == "query":
         try:
-            status = get_status(p["socket"], min(p["wait"], 5))
-            module.exit_json(changed=False, **report(module, status, name))
+            module.exit_json(changed=False, **report(module, get_status(sock, min(p["wait"], 5)), name))
         except ExporterDown as e:
             module.exit_json(changed=False, **report(module, None, name, str(e)))
 
     knobs = p["knobs"] or {}
     if state == "present" and p["restore_knobs"]:
         knobs = recalled_knobs(p["state_dir"], name, p["version"]) or knobs
-    if p["seed"] and state == "present":
-        try:
-            with open(p["config"]) as f:
-                lines = f.read().splitlines()
-        except FileNotFoundError:
-            lines = []
-        if without_program(lines, name) != lines:   # configured already: rollouts own it now
-            module.exit_json(changed=False, seeded=False,
-                             **report(module, try_status(p["socket"], min(p["wait"], 5)), name))
+    if p["seed"] and state == "present" and has_entry(read_lines(p["config"]), "program", "programs", name):
+        # configured already: rollouts own it now
+        module.exit_json(changed=False, seeded=False, **report(module, try_status(sock, min(p["wait"], 5)), name))
 
     try:
-        status = get_status(p["socket"], p["wait"])
+        status = get_status(sock, p["wait"])
     except ExporterDown as e:
         if module.check_mode:   # e.g. an install in check mode: nothing runs yet
             module.exit_json(changed=True, **report(module, None, name, str(e)))
@@ -289,44 +227,37 @@ def main() -> None:
                          **report(module, None, name, str(e)))
     current = next((s for s in status.get("programs", []) if s["name"] == name), None)
     digest = p["digest"] or (registry_digest(p["registry"], name, p["version"]) if state == "present" else None)
-    if state == "present":
-        done = (current is not None and current.get("version") == p["version"]
-                and current.get("state") == "attached" and (current.get("knobs") or {}) == knobs
-                and (digest is None or current.get("digest") == digest))
-    else:
-        done = current is None
+    version = p["version"] if state == "present" else None
+    done = is_done(state, current, p["version"], digest, knobs)
     if done or module.check_mode:
         changed = not done
         if done and not module.check_mode:   # make the config say what runs, if it doesn't yet
-            changed = write_config(p["config"], name, p["version"] if state == "present" else None, knobs)
+            changed = write_config(p["config"], name, version, knobs)
         module.exit_json(changed=changed, **report(module, status, name))
 
     if state == "present":
-        body = {"version": p["version"], "knobs": knobs}
-        if digest:
-            body["digest"] = digest
+        body = {"version": p["version"], "knobs": knobs, **({"digest": digest} if digest else {})}
         try:
-            code, reply = call(p["socket"], "PUT", f"/programs/{name}", body)
+            code, reply = call(sock, "PUT", f"/programs/{name}", body)
         except ExporterDown as e:   # e.g. the exporter died loading it
-            after = try_status(p["socket"], p["wait"])
+            after = try_status(sock, p["wait"])
             module.fail_json(msg=f"{name}@{p['version']}: the exporter stopped answering during the "
                              f"upgrade ({e}); it was {'restarted' if after else 'not back'} "
                              f"(pid {(after or {}).get('pid')})", **report(module, after, name, str(e)))
         if code != 200 or not reply.get("ok"):
             module.fail_json(msg=f"{name}@{p['version']}: the exporter refused it (HTTP {code}): "
-                             f"{reply.get('error')}", **report(module, try_status(p["socket"], 5), name))
+                             f"{reply.get('error')}", **report(module, try_status(sock, 5), name))
         remember_knobs(p["state_dir"], name, p["version"], knobs)
-        write_config(p["config"], name, p["version"], knobs)
     else:
         try:
-            code, reply = call(p["socket"], "DELETE", f"/programs/{name}")
+            code, reply = call(sock, "DELETE", f"/programs/{name}")
         except ExporterDown as e:
             module.fail_json(msg=f"{name}: the exporter stopped answering: {e}", **report(module, None, name, str(e)))
         if code not in (200, 404):
             module.fail_json(msg=f"{name}: unload refused (HTTP {code}): {reply.get('error')}",
                              **report(module, status, name))
-        write_config(p["config"], name, None, knobs)
-    module.exit_json(changed=True, **report(module, try_status(p["socket"], p["wait"]), name))
+    write_config(p["config"], name, version, knobs)
+    module.exit_json(changed=True, **report(module, try_status(sock, p["wait"]), name))
 
 
 if __name__ == "__main__":

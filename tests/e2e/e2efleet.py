@@ -12,7 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from e2ekit import CRASHES, PROGRAM, REPORT, ROOT, LabSpec, bpfleet
+from e2ekit import CRASHES, PROGRAM, REPORT, LabSpec, bpfleet
+from orchestrator.ansible.runner import ANSIBLE_PATHS   # the modules and their module_utils
 
 BASELINE = "1.0.0"    # what every test starts from
 # The crash fault is a test-only exporter plugin (tests/faults/bpfleet_fault_crash.py), copied
@@ -111,9 +112,9 @@ class LabFleet:
         want = {"name": PROGRAM, "state": "present", "version": BASELINE, "digest": self.digests[BASELINE]}
         p = subprocess.run(
             [str(Path(sys.executable).with_name("ansible")), "all", "-i", self.inventory, "-o",
-             "-M", str(ROOT / "playbooks" / "library"), "-m", "bpfleet_program", "-a", json.dumps(want)],
+             "-m", "bpfleet_program", "-a", json.dumps(want)],
             capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
-            env={**os.environ, "ANSIBLE_DEPRECATION_WARNINGS": "False"})
+            env={**os.environ, **ANSIBLE_PATHS, "ANSIBLE_DEPRECATION_WARNINGS": "False"})
         want_running = (BASELINE, "attached", self.digests[BASELINE])
         seen, problems = set(), []
         for line in p.stdout.splitlines():      # -o: "HOST | STATUS => {json}", one per host

@@ -12,7 +12,7 @@ session" and "not held by some other live process", and (3) our pin roots.
 """
 from __future__ import annotations
 
-import http.client
+import importlib.util
 import json
 import os
 import re
@@ -469,16 +469,16 @@ REPORT: list[str] = []      # lines for the end-of-run summary (conftest prints 
 # The exporter process
 # ------------------------------------------------------------------------------------------
 
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float = 30):
-        super().__init__("localhost", timeout=timeout)
-        self.unix_path = path
+def _admin_client():
+    """The admin-socket client the host modules use (playbooks/module_utils/), the same file."""
+    spec = importlib.util.spec_from_file_location(
+        "bpfleet_admin", ROOT / "playbooks" / "module_utils" / "bpfleet_admin.py")
+    m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
+    return m
 
-    def connect(self):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(self.timeout)
-        s.connect(self.unix_path)
-        self.sock = s
+
+ADMIN = _admin_client()
 
 
 def free_port() -> int:
@@ -683,19 +683,9 @@ class Exporter:
 
     # ---- admin socket ----
     def admin(self, method: str, path: str, body=None, timeout: float = 60) -> tuple[int, dict]:
-        conn = _UnixHTTPConnection(self.admin_socket, timeout)
-        try:
-            payload = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-            headers = {"Content-Type": "application/json"} if payload is not None else {}
-            conn.request(method, path, body=payload, headers=headers)
-            resp = conn.getresponse()
-            data = resp.read()
-        finally:
-            conn.close()
-        try:
-            return resp.status, json.loads(data)
-        except ValueError:
-            return resp.status, {"raw": data.decode(errors="replace")}
+        """-> (HTTP status, JSON reply); `body` a JSON value or raw bytes. OSError (ExporterDown)
+        when nothing answers."""
+        return ADMIN.call_once(self.admin_socket, method, path, body, timeout)
 
     def status(self) -> dict:
         code, st = self.admin("GET", "/status")

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 
 import pytest
 
@@ -83,3 +85,43 @@ def test_cli_status_without_a_lab_and_bad_counts(tmp_path, capsys):
                                                    "hosts": []}
     assert main(["lab", "up", "2", "--vms", "3", "--state-dir", str(tmp_path / "none")]) == 1
     assert "--vms 3: must be between 0 and the total host count 2" in capsys.readouterr().err
+
+
+def test_the_lab_shell_runs_names_and_logs_commands(tmp_path):
+    from orchestrator.lab import system
+    with pytest.raises(LabError, match=r"^thing: exit 3: oops$"):
+        system.run("sh", "-c", "echo oops >&2; exit 3", what="thing")
+    with pytest.raises(LabError, match=r"^sh -c sleep 5: no answer after 0 s$"):
+        system.run("sh", "-c", "sleep 5", timeout=0.2)
+    assert system.run("sh", "-c", "cat", input=b"\x00bytes", text=False).stdout == b"\x00bytes"
+    assert system.run("sh", "-c", "cat").stdout == ""         # stdin is /dev/null, not the terminal
+    log = tmp_path / "build.log"
+    p = system.run_logged("sh", "-c", "echo out; echo err >&2; exit 2", log=log, timeout=30)
+    assert (p.returncode, p.stdout) == (2, "out\n")
+    assert log.read_text() == "\n$ sh -c echo out; echo err >&2; exit 2\nerr\nout\n"
+    pid = system.spawn(["sh", "-c", "echo started; exec sleep 30"], tmp_path / "daemon.log")
+    try:
+        deadline = time.monotonic() + 30         # a sync point, not a timing assertion
+        while (tmp_path / "daemon.log").read_text() != "started\n" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        while system.pid_cmdline(pid)[:1] != ["sleep"] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert system.pid_alive(pid) and system.pid_cmdline(pid) == ["sleep", "30"]
+        assert os.getsid(pid) == pid             # a session of its own: the lab's daemons outlive us
+    finally:
+        assert system.stop_pids([pid]) == []
+    assert (tmp_path / "daemon.log").read_text() == "started\n"
+
+
+def test_ssh_failures_name_the_host_and_the_command(tmp_path):
+    import socket
+    from orchestrator.lab.plan import Host
+    from orchestrator.lab.ssh import ssh
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]      # closed once we leave: nothing listens there
+    host = Host(name="h1", kind="netns", index=1, address="127.0.0.1", ssh_port=port, exporter_url="")
+    want = rf"^ssh h1 \(127\.0\.0\.1:{port}\) 'uname -r': exit 255: (?s:.*)Connection refused$"
+    with pytest.raises(LabError, match=want):
+        ssh(host, tmp_path / "no-key", "uname -r", timeout=30)
+    assert ssh(host, tmp_path / "no-key", "uname -r", timeout=30, check=False).returncode == 255

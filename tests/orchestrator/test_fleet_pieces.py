@@ -3,12 +3,12 @@ artifact checks, artifact archives, reports turned into observations and plans."
 from __future__ import annotations
 
 import base64
-import importlib.util
 import io
 import json
 from pathlib import Path
 
 import pytest
+from hostmodule_kit import host_module as module
 
 from core import registry as reg
 from orchestrator import packaging
@@ -16,15 +16,6 @@ from orchestrator.ansible.fleet import observation
 from orchestrator.engine.fleet import Artifact
 from orchestrator.ansible.runner import HostResult, RunResult
 from bpfleet.commands.fleet.tables import plan
-
-LIBRARY = Path(__file__).resolve().parent.parent.parent / "playbooks" / "library"
-
-
-def module(name: str):
-    spec = importlib.util.spec_from_file_location(name, LIBRARY / f"{name}.py")
-    m = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(m)
-    return m
 
 
 CONFIG = """# BEGIN bpfleet exporter settings (bpfleet_exporter role)
@@ -57,6 +48,21 @@ def test_config_edits_touch_only_the_programs_own_entry(tmp_path):
     assert "syscalls" not in path.read_text() and "[programs.tcp]" in path.read_text()
     import tomli
     assert tomli.loads(path.read_text())["programs"] == {"tcp": {"version": "1.0.0"}}
+
+
+def test_an_entry_keeps_its_place_so_a_rerun_changes_nothing(tmp_path):
+    m = module("bpfleet_program")
+    path = tmp_path / "exporter.toml"
+    for name in ("a", "b"):
+        assert m.write_config(str(path), name, "1.0.0", {})
+    before = path.read_text()
+    assert before.index("[programs.a]") < before.index("[programs.b]")
+    assert not m.write_config(str(path), "a", "1.0.0", {})      # not moved behind b
+    assert m.write_config(str(path), "a", "1.1.0", {"on": False})
+    after = path.read_text()
+    assert after.index("[programs.a]") < after.index("[programs.b]")
+    assert after == before.replace('version = "1.0.0"\n# END bpfleet program a',
+                                   'version = "1.1.0"\nknobs = { on = false }\n# END bpfleet program a')
 
 
 def _artifact(registry: Path, name="demo", version="1.0.0") -> reg.Artifact:
