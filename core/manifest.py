@@ -8,7 +8,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-import tomli
+try:
+    import tomllib as tomli      # Python 3.11+; pyproject installs the tomli backport below
+except ModuleNotFoundError:      # pragma: no cover
+    import tomli
 
 from core import mitigation as mitigation_mod
 from core.problems import Problem

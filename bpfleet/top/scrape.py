@@ -9,7 +9,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 
-from prometheus_client.parser import text_string_to_metric_families
+from core.extras import require
 
 DEFAULT_URL = "http://127.0.0.1:9436"
 USER_AGENT = "bpfleet-top"
@@ -58,6 +58,9 @@ def _float_le(s: str) -> float:
 
 def parse(text: str, mono: float = 0.0, wall: float = 0.0, fetch_seconds: float = 0.0) -> Scrape:
     """Prometheus text exposition -> Scrape. ScrapeError if it is not that format."""
+    # Imported here: hosts run the CLI (`bpfleet exporter`) without the control extra.
+    require("control", "bpfleet top", "prometheus_client")
+    from prometheus_client.parser import text_string_to_metric_families
     fams: dict[str, Family] = {}
     try:
         for f in text_string_to_metric_families(text):

@@ -22,6 +22,9 @@ import threading
 import time
 from collections.abc import Sequence
 
+from core.extras import require
+
+require("otlp", "OTLP export", "opentelemetry.sdk")
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk._logs.export import (

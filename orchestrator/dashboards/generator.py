@@ -16,6 +16,9 @@ import hashlib
 import json
 import re
 
+from core.extras import require
+
+require("dashboards", "Generating dashboards", "grafana_foundation_sdk")
 from grafana_foundation_sdk.builders import (common, dashboard, heatmap, prometheus, stat, table,
                                              text, timeseries)
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
