@@ -54,7 +54,9 @@ def default_cache() -> Path:
 
 def _tar(files: list[tuple[str, Path]]) -> bytes:
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+    # pax, not ustar: wheel names pass ustar's 100 characters (charset_normalizer's, which
+    # --otlp brings, has 101). pax adds a record only for what ustar can't hold: still deterministic.
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name, path in sorted(files):
             data = path.read_bytes()
             info = tarfile.TarInfo(name)

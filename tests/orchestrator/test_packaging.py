@@ -4,7 +4,8 @@ tests/setup/test_wheel_and_extras.py; the whole `fleet install` is tests/e2e."""
 from __future__ import annotations
 
 import importlib.metadata
-import sys
+import io
+import tarfile
 import tomllib
 import zipfile
 from pathlib import Path
@@ -87,3 +88,13 @@ def test_an_installed_bpfleet_cannot_build_a_wheelhouse(monkeypatch, tmp_path):
     with pytest.raises(packaging.PackagingError, match="built from a bpfleet checkout"):
         packaging.wheelhouse(tmp_path)
     assert not (tmp_path / "wheelhouse").exists()
+
+
+def test_archives_hold_long_wheel_names_and_stay_deterministic(tmp_path):
+    name = "charset_normalizer-3.5.3-cp311-cp311-manylinux1_x86_64.manylinux_2_28_x86_64.manylinux_2_5_x86_64.whl"
+    (tmp_path / name).write_bytes(b"wheel")
+    one = packaging._tar([(name, tmp_path / name)])
+    (tmp_path / name).touch()                    # a new mtime changes nothing
+    assert packaging._tar([(name, tmp_path / name)]) == one
+    with tarfile.open(fileobj=io.BytesIO(one)) as tar:
+        assert tar.getnames() == [name] and tar.extractfile(name).read() == b"wheel"
