@@ -30,10 +30,9 @@ require("control", "Building the host wheelhouse", "packaging.requirements")
 from packaging.requirements import Requirement  # noqa: E402  (after the extra check)
 
 PROJECT = "bpfleet"
-# What a wheel of bpfleet is built from, relative to the checkout: pyproject.toml's packages,
-# bpfleet_data (symlinks) and the folders it points to.
-SOURCES = ("pyproject.toml", "core", "exporter", "orchestrator", "bpfleet", "bpfleet_data",
-           "programs", "playbooks")
+# What a wheel of bpfleet is built from (with pyproject.toml), relative to the checkout: the
+# packages, bpfleet_data (symlinks) and the folders it points to.
+SOURCE_DIRS = ("core", "exporter", "orchestrator", "bpfleet", "bpfleet_data", "programs", "playbooks")
 SKIPPED = ("__pycache__", "*.pyc", "*.o")    # build leftovers
 # A host gets the exporter extra; signing where signatures are checked (trusted_keys), otlp for
 # an [otlp] table. The requirements themselves are read from the wheel's metadata (pyproject.toml).
@@ -120,7 +119,7 @@ def requirements(requires: list[str], extras: tuple[str, ...], provided: list[st
     unknown = sorted(set(extras) - set(provided))
     if unknown:
         raise PackagingError(f"{PROJECT} declares no extra {', '.join(unknown)} "
-                             f"(pyproject.toml has: {', '.join(sorted(provided))})")
+                             f"(it has: {', '.join(sorted(provided))})")
     out: list[str] = []
     seen: set[str] = set()
     todo = ["", *extras]             # "": the base requirements (markers without an extra)
@@ -159,7 +158,7 @@ def _skipped(name: str) -> bool:
 def _source_files(root: Path) -> list[Path]:
     """Relative paths of what the wheel is built from; a symlink is listed, not followed."""
     out = [Path("pyproject.toml")]
-    for top in SOURCES[1:]:
+    for top in SOURCE_DIRS:
         for d, dirs, files in os.walk(root / top):
             dirs[:] = sorted(x for x in dirs if not _skipped(x))
             rel = Path(d).relative_to(root)
