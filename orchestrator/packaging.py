@@ -197,7 +197,10 @@ def build_wheel(out: Path) -> Path:
 def _pip_wheel(args: list[str], out: Path) -> None:
     cmd = [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
            "--wheel-dir", str(out), *args]
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    # A fixed SOURCE_DATE_EPOCH: the same source gives the same wheel (zip times), so a rebuilt
+    # wheelhouse has the digest hosts already record and they don't reinstall.
+    r = subprocess.run(cmd, capture_output=True, text=True,
+                       env={**os.environ, "SOURCE_DATE_EPOCH": "315532800"})
     if r.returncode != 0:
         raise PackagingError(f"{' '.join(cmd)} failed (exit {r.returncode}):\n"
                              + "\n".join(r.stderr.strip().splitlines()[-15:]))

@@ -110,6 +110,12 @@ def test_the_wheel_carries_the_programs_and_playbooks(installed):
     assert not [n for n in names if "__pycache__" in n or n.endswith((".pyc", ".o"))]
 
 
+def test_the_same_source_builds_the_same_wheel(installed, tmp_path):
+    # what lets a rebuilt wheelhouse keep the digest hosts recorded (no needless reinstall)
+    wheel, _ = installed
+    assert packaging.build_wheel(tmp_path).read_bytes() == wheel.read_bytes()
+
+
 def test_the_wheel_installs_and_finds_its_data(installed, tmp_path):
     import json
     _, venv = installed
