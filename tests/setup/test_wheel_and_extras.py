@@ -25,10 +25,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def hide(monkeypatch, top: str, *fresh: str) -> None:
-    """`top` and its submodules unimportable; `fresh` (the modules under test) imported anew."""
+    """`top` and its submodules unimportable; `fresh` (the modules under test, with their
+    submodules) imported anew."""
     for name in [top, *(n for n in list(sys.modules) if n.startswith(top + "."))]:
         monkeypatch.setitem(sys.modules, name, None)
-    for name in fresh:
+    for name in [n for n in list(sys.modules) for f in fresh if n == f or n.startswith(f + ".")]:
         monkeypatch.delitem(sys.modules, name, raising=False)
 
 
@@ -37,7 +38,7 @@ def hide(monkeypatch, top: str, *fresh: str) -> None:
     ("core.signing", "cryptography", "signing"),
     ("orchestrator.ansible.runner", "ansible_runner", "control"),
     ("orchestrator.ansible.runner", "ansible", "control"),
-    ("orchestrator.dashboards.generator", "grafana_foundation_sdk", "dashboards"),
+    ("orchestrator.dashboards", "grafana_foundation_sdk", "dashboards"),
     ("bpfleet.commands.views", "rich", "control"),
     ("bpfleet.commands.progress", "rich", "control"),
     ("bpfleet.top.render", "rich", "control"),
@@ -77,7 +78,7 @@ CHECK = textwrap.dedent("""
     from exporter.config import builtin_program_names
     out["builtins"] = builtin_program_names()
     missing = {}
-    for module in ("exporter.otlp.push", "core.signing", "orchestrator.dashboards.generator",
+    for module in ("exporter.otlp.push", "core.signing", "orchestrator.dashboards",
                    "orchestrator.ansible.runner", "bpfleet.commands.views"):
         try:
             __import__(module)
@@ -136,7 +137,7 @@ def test_the_wheel_installs_and_finds_its_data(installed, tmp_path):
     assert {m: e.split(":")[0] for m, e in got["missing"].items()} == {
         "exporter.otlp.push": "OTLP export needs bpfleet[otlp]",
         "core.signing": "Artifact signatures needs bpfleet[signing]",
-        "orchestrator.dashboards.generator": "Generating dashboards needs bpfleet[dashboards]",
+        "orchestrator.dashboards": "Generating dashboards needs bpfleet[dashboards]",
         "orchestrator.ansible.runner": "Running Ansible needs bpfleet[control]",
         "bpfleet.commands.views": "The terminal views needs bpfleet[control]",
     }
