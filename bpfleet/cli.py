@@ -5,6 +5,8 @@ import argparse
 import os
 import sys
 
+from core.extras import MissingExtra
+
 DEFAULT_REGISTRY = "/var/lib/bpfleet/registry"
 
 
@@ -48,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args) or 0
     except KeyboardInterrupt:
         return 130
+    except MissingExtra as e:        # a feature whose optional dependencies aren't installed
+        print(f"bpfleet: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

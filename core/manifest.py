@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import re
 
-import tomli
+try:
+    import tomllib as tomli      # Python 3.11+; pyproject installs the tomli backport below
+except ModuleNotFoundError:      # pragma: no cover
+    import tomli
 
 from core import mitigation as mitigation_mod
 # The data classes parsing fills in live in core/manifest_model.py; imported here by their old address.

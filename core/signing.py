@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from core.extras import require
+
+require("signing", "Artifact signatures", "cryptography")
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey

@@ -5,14 +5,16 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import tomli
+try:
+    import tomllib as tomli      # Python 3.11+; pyproject installs the tomli backport below
+except ModuleNotFoundError:      # pragma: no cover
+    import tomli
 
-from core import manifest as manifest_mod
+from core import manifest as manifest_mod, resources
 from core.manifest import SEMVER_RE
 from core.problems import Problem, ProblemsError
 from exporter.btf_source import BtfConfig
 
-BUILTIN_PROGRAMS_DIR = Path(__file__).resolve().parent.parent / "programs"
 DEFAULT_LISTEN = "127.0.0.1:9436"
 DEFAULT_PIN_ROOT = "/sys/fs/bpf/bpfleet"
 DEFAULT_ADMIN_SOCKET = "/run/bpfleet/admin.sock"
@@ -94,7 +96,7 @@ class Config:
 def builtin_program_names(mitigations: bool = False) -> list[str]:
     """The built-in observability programs (what the default config runs), or with
     `mitigations` the built-in mitigations: those are enabled only by [mitigations.<name>]."""
-    return sorted(d.name for d in BUILTIN_PROGRAMS_DIR.iterdir()
+    return sorted(d.name for d in resources.programs_dir().iterdir()
                   if (d / "manifest.toml").is_file() and is_mitigation_dir(d) == mitigations)
 
 

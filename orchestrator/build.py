@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core import manifest as manifest_mod
-from core import registry as reg
+from core import registry as reg, resources
 from core import binding as schema
 from core.problems import Problem, ProblemsError
 
-INCLUDE_DIR = Path(__file__).resolve().parent.parent / "programs" / "include"
 CLANG = "clang"
 CFLAGS = ["-g", "-O2", "-target", "bpf", "-mcpu=v3", "-D__TARGET_ARCH_x86", "-Wall",
           "-Wno-unused-function"]
@@ -101,7 +100,7 @@ def build_dir(src_dir: Path, registry: Path, include_dirs: list[Path] | None = N
         with tempfile.TemporaryDirectory(prefix="bpfleet-build-") as tmp:
             staged = Path(tmp)
             obj = staged / f"{m.name}.bpf.o"
-            includes = [*(include_dirs or []), INCLUDE_DIR]
+            includes = [*(include_dirs or []), resources.include_dir()]
             compile_program(src_dir, m.name, obj, includes)
             for stem in variant_objects(m):
                 if not (src_dir / f"{stem}.bpf.c").is_file():

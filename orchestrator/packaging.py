@@ -1,14 +1,17 @@
 """What the control machine ships to hosts: artifact archives and the exporter's wheelhouse.
 
 Both are built once and cached by content: an artifact archive by name, version, digest (and
-signature), the wheelhouse by the source of bpfleet, the host requirements and the Python
-version. Archives are deterministic tars (sorted names, no timestamps or owners), so a host
-that has one already is recognised by its checksum.
+signature), the wheelhouse by the source of bpfleet, the extras and the Python version.
+Archives are deterministic tars (sorted names, no timestamps or owners), so a host that has one
+already is recognised by its checksum. What a host needs besides bpfleet is read from the
+metadata of the wheel built here: its `exporter` extra (pyproject.toml is the one list).
 """
 from __future__ import annotations
 
 import base64
+import fnmatch
 import hashlib
+import importlib.metadata
 import io
 import os
 import shutil
@@ -16,20 +19,24 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from core import registry as reg
+from core import registry as reg, resources
+from core.extras import require
 
-ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("core", "exporter", "orchestrator", "bpfleet")
-# What `bpfleet exporter` and `bpfleet programs verify` import on a host (bcc is optional: the
-# decoders fall back without it). cryptography only where signatures are checked (trusted_keys:
-# `signing=True`; 4.7 of its 5.5 MB), OpenTelemetry only for an [otlp] table (`otlp=True`).
-HOST_REQUIREMENTS = ("tomli>=2.0", "prometheus-client>=0.20")
-SIGNING_REQUIREMENTS = ("cryptography>=38",)
-OTLP_REQUIREMENTS = ("opentelemetry-sdk>=1.25", "opentelemetry-exporter-otlp-proto-grpc>=1.25",
-                     "opentelemetry-exporter-otlp-proto-http>=1.25", "opentelemetry-proto>=1.25")
+require("control", "Building the host wheelhouse", "packaging.requirements")
+from packaging.requirements import Requirement  # noqa: E402  (after the extra check)
+
+PROJECT = "bpfleet"
+# What a wheel of bpfleet is built from (with pyproject.toml), relative to the checkout: the
+# packages, bpfleet_data (symlinks) and the folders it points to.
+SOURCE_DIRS = ("core", "exporter", "orchestrator", "bpfleet", "bpfleet_data", "programs", "playbooks")
+SKIPPED = ("__pycache__", "*.pyc", "*.o")    # build leftovers
+# A host gets the exporter extra; signing where signatures are checked (trusted_keys), otlp for
+# an [otlp] table. The requirements themselves are read from the wheel's metadata (pyproject.toml).
+HOST_EXTRA = "exporter"
 
 
 class PackagingError(Exception):
@@ -46,7 +53,9 @@ def default_cache() -> Path:
 
 def _tar(files: list[tuple[str, Path]]) -> bytes:
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+    # pax, not ustar: wheel names pass ustar's 100 characters (charset_normalizer's, which
+    # --otlp brings, has 101). pax adds a record only for what ustar can't hold: still deterministic.
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name, path in sorted(files):
             data = path.read_bytes()
             info = tarfile.TarInfo(name)
@@ -99,42 +108,125 @@ class Wheelhouse:
                 "bpfleet_exporter_wheelhouse_python": self.python}
 
 
-def _source_files() -> list[Path]:
-    files = [ROOT / "pyproject.toml"]
-    for pkg in PACKAGES:
-        files += sorted(p for p in (ROOT / pkg).rglob("*") if p.is_file() and p.suffix != ".pyc"
-                        and "__pycache__" not in p.parts)
-    return files
+def host_extras(otlp: bool = False, signing: bool = False) -> tuple[str, ...]:
+    return (HOST_EXTRA,) + (("signing",) if signing else ()) + (("otlp",) if otlp else ())
+
+
+def requirements(requires: list[str], extras: tuple[str, ...], provided: list[str]) -> list[str]:
+    """The requirements (Requires-Dist lines of bpfleet's metadata) a venv with bpfleet[extras]
+    needs on this Python: the base ones plus each extra's, bpfleet[...] self-references
+    followed, markers evaluated here (the wheelhouse is built for this Python only)."""
+    unknown = sorted(set(extras) - set(provided))
+    if unknown:
+        raise PackagingError(f"{PROJECT} declares no extra {', '.join(unknown)} "
+                             f"(it has: {', '.join(sorted(provided))})")
+    out: list[str] = []
+    seen: set[str] = set()
+    todo = ["", *extras]             # "": the base requirements (markers without an extra)
+    while todo:
+        extra = todo.pop(0)
+        if extra in seen:
+            continue
+        seen.add(extra)
+        for line in requires:
+            r = Requirement(line)
+            if r.marker is not None and not r.marker.evaluate({"extra": extra}):
+                continue
+            if r.marker is None and extra:
+                continue             # a base requirement, taken with extra ""
+            if r.name == PROJECT:
+                todo += sorted(r.extras)
+                continue
+            pin = r.name + (f"[{','.join(sorted(r.extras))}]" if r.extras else "") + str(r.specifier)
+            if pin not in out:
+                out.append(pin)
+    return sorted(out)
+
+
+def wheel_requires(wheel: Path) -> tuple[list[str], list[str]]:
+    """(Requires-Dist, Provides-Extra) from a wheel's own metadata."""
+    with zipfile.ZipFile(wheel) as z:
+        info = next(n.split("/")[0] for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+    dist = importlib.metadata.PathDistribution(zipfile.Path(wheel, info + "/"))
+    return dist.requires or [], dist.metadata.get_all("Provides-Extra") or []
+
+
+def _skipped(name: str) -> bool:
+    return any(fnmatch.fnmatch(name, pattern) for pattern in SKIPPED)
+
+
+def _source_files(root: Path) -> list[Path]:
+    """Relative paths of what the wheel is built from; a symlink is listed, not followed."""
+    out = [Path("pyproject.toml")]
+    for top in SOURCE_DIRS:
+        for d, dirs, files in os.walk(root / top):
+            dirs[:] = sorted(x for x in dirs if not _skipped(x))
+            rel = Path(d).relative_to(root)
+            out += [rel / x for x in dirs if (Path(d) / x).is_symlink()]
+            out += [rel / f for f in sorted(files) if not _skipped(f)]
+    return out
+
+
+def _checkout() -> Path:
+    root = resources.checkout_root()
+    if root is None:
+        raise PackagingError(f"{PROJECT} is installed from a wheel here: the host wheelhouse is "
+                             "built from a bpfleet checkout (run it from one)")
+    return root
+
+
+def build_wheel(out: Path) -> Path:
+    """bpfleet's own wheel, built from a clean copy of the checkout (pip builds in the tree it is
+    given, and the checkout stays untouched). -> the .whl in `out`."""
+    root = _checkout()
+    with tempfile.TemporaryDirectory(prefix="bpfleet-wheel-") as tmp:
+        src = Path(tmp)
+        for rel in _source_files(root):
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            if (root / rel).is_symlink():
+                os.symlink(os.readlink(root / rel), src / rel)
+            else:
+                shutil.copy2(root / rel, src / rel)
+        _pip_wheel(["--no-deps", "--no-build-isolation", str(src)], out)
+    wheels = sorted(out.glob(f"{PROJECT}-*.whl"))
+    if len(wheels) != 1:
+        raise PackagingError(f"pip wheel left {len(wheels)} {PROJECT} wheels in {out}")
+    return wheels[0]
+
+
+def _pip_wheel(args: list[str], out: Path) -> None:
+    cmd = [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
+           "--wheel-dir", str(out), *args]
+    # A fixed SOURCE_DATE_EPOCH: the same source gives the same wheel (zip times), so a rebuilt
+    # wheelhouse has the digest hosts already record and they don't reinstall.
+    r = subprocess.run(cmd, capture_output=True, text=True,
+                       env={**os.environ, "SOURCE_DATE_EPOCH": "315532800"})
+    if r.returncode != 0:
+        raise PackagingError(f"{' '.join(cmd)} failed (exit {r.returncode}):\n"
+                             + "\n".join(r.stderr.strip().splitlines()[-15:]))
 
 
 def wheelhouse(cache: Path, otlp: bool = False, signing: bool = False, say=lambda m: None) -> Wheelhouse:
-    """The wheels of bpfleet (from this checkout) and its host runtime requirements, for this
-    Python; built with `pip wheel` the first time, then taken from the cache."""
-    if not (ROOT / "pyproject.toml").is_file():
-        raise PackagingError(f"{ROOT} has no pyproject.toml: the wheelhouse is built from a "
-                             "bpfleet checkout")
+    """The wheels of bpfleet (from this checkout) and what bpfleet[exporter] (+ signing, otlp)
+    requires, for this Python; built with `pip wheel` the first time, then taken from the cache."""
+    root = _checkout()
     python = "%d.%d" % sys.version_info[:2]
-    reqs = HOST_REQUIREMENTS + (SIGNING_REQUIREMENTS if signing else ()) + (OTLP_REQUIREMENTS if otlp else ())
-    h = hashlib.sha256(f"{python}\n{reqs}\n".encode())
-    for f in _source_files():
-        h.update(f"{f.relative_to(ROOT)}\0".encode() + f.read_bytes() + b"\0")
+    extras = host_extras(otlp, signing)
+    h = hashlib.sha256(f"{python}\n{extras}\n".encode())
+    for rel in _source_files(root):
+        p = root / rel
+        h.update(f"{rel}\0".encode() + (os.readlink(p).encode() if p.is_symlink() else p.read_bytes()) + b"\0")
     where = cache / "wheelhouse" / h.hexdigest()[:20]
     archive, digest_file = where / "wheelhouse.tar", where / "wheelhouse.sha256"
     if archive.is_file() and digest_file.is_file():
         return Wheelhouse(str(archive), digest_file.read_text().strip(), python)
     say(f"building the host wheelhouse (pip wheel) into {where}")
     with tempfile.TemporaryDirectory(prefix="bpfleet-wheelhouse-") as tmp:
-        src, wheels = Path(tmp, "src"), Path(tmp, "wheels")
-        for f in _source_files():    # a clean copy: pip builds in the tree it is given
-            (src / f.relative_to(ROOT)).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(f, src / f.relative_to(ROOT))
-        pip = [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
-               "--wheel-dir", str(wheels)]
-        for cmd in (pip + ["--no-deps", "--no-build-isolation", str(src)], pip + list(reqs)):
-            r = subprocess.run(cmd, capture_output=True, text=True)
-            if r.returncode != 0:
-                raise PackagingError(f"{' '.join(cmd)} failed (exit {r.returncode}):\n"
-                                     + "\n".join(r.stderr.strip().splitlines()[-15:]))
+        wheels = Path(tmp)
+        requires, provided = wheel_requires(build_wheel(wheels))
+        reqs = requirements(requires, extras, provided)
+        if reqs:
+            _pip_wheel(reqs, wheels)
         data = _tar([(p.name, p) for p in sorted(wheels.glob("*.whl"))])
     _write_atomic(archive, data)
     digest = hashlib.sha256(data).hexdigest()

@@ -7,6 +7,7 @@ set -euo pipefail
 BPFLEET_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export BPFLEET_ROOT
 VENV="$BPFLEET_ROOT/.venv"
+EXTRAS="all,test"
 export BPFLEET_REGISTRY=${BPFLEET_REGISTRY:-/var/lib/bpfleet/registry}
 
 # The Debian packages to install: the `install` rows of scripts/debian-packages.txt, the one
@@ -62,10 +63,13 @@ create_venv() {
     fi
     local stamp="$VENV/.pyproject.sha256"
     local want
-    want=$(sha256sum "$BPFLEET_ROOT/pyproject.toml" | cut -d' ' -f1)
+    want=$( (cat "$BPFLEET_ROOT/pyproject.toml"; echo "$EXTRAS") | sha256sum | cut -d" " -f1)
     if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-        say "pip install -e .[test]"
-        "$VENV/bin/pip" install -q --disable-pip-version-check -e "$BPFLEET_ROOT[test]"
+        # This machine is the control machine and runs the tests: every extra (pyproject.toml:
+        # exporter, otlp, signing, control, dashboards) and the test tools. Editable, so
+        # core/resources.py finds programs/ and playbooks/ in this checkout.
+        say "pip install -e .[$EXTRAS]"
+        "$VENV/bin/pip" install -q --disable-pip-version-check -e "$BPFLEET_ROOT[$EXTRAS]"
         echo "$want" > "$stamp"
     fi
 }

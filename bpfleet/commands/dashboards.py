@@ -6,15 +6,13 @@ import tempfile
 from pathlib import Path
 
 from orchestrator import build
-from core import manifest as manifest_mod, registry as reg
+from core import manifest as manifest_mod, registry as reg, resources
 from core.problems import ProblemsError
 
 # orchestrator.dashboards (the Grafana SDK) is imported where it is used: fleet hosts run `bpfleet
 # exporter` and `bpfleet programs verify` from a venv without the control machine's extras.
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-BUILTIN_DIR = ROOT / "programs"
-DEFAULT_OUT = ROOT / "dashboards"
+DEFAULT_OUT = (resources.checkout_root() or Path()) / "dashboards"   # installed: ./dashboards
 
 
 def add_parser(sub, registry_arg) -> None:
@@ -31,7 +29,7 @@ def add_parser(sub, registry_arg) -> None:
     b.add_argument("dirs", nargs="*", metavar="DIR", type=Path,
                    help="program directories (default: the built-in programs)")
     b.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                   help="output directory (default: the repository's dashboards/)")
+                   help="output directory (default: the checkout's dashboards/, installed: ./dashboards)")
     b.add_argument("--registry", type=Path, default=None,
                    help="take the programs from this registry (latest version of each) instead of building")
     b.add_argument("--check", action="store_true",
@@ -77,7 +75,7 @@ def generated_files(dirs: list[Path] | None = None, registry: Path | None = None
     if registry is not None:
         views = views_from_registry(registry)
     else:
-        dirs = dirs or sorted(d for d in BUILTIN_DIR.iterdir() if (d / "manifest.toml").is_file())
+        dirs = dirs or sorted(d for d in resources.programs_dir().iterdir() if (d / "manifest.toml").is_file())
         views = views_from_dirs(dirs)
     from orchestrator.dashboards import generate
     return generate(views)

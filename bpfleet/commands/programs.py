@@ -8,10 +8,8 @@ from pathlib import Path
 
 from bpfleet.commands.args import knob
 from orchestrator import build
-from core import registry as reg
+from core import registry as reg, resources
 from core.problems import ProblemsError
-
-BUILTIN_DIR = Path(__file__).resolve().parent.parent.parent / "programs"
 
 
 def add_parser(sub, registry_arg) -> None:
@@ -85,7 +83,7 @@ def add_parser(sub, registry_arg) -> None:
 
 
 def run_build(args) -> int:
-    dirs = args.dirs or sorted(d for d in BUILTIN_DIR.iterdir() if (d / "manifest.toml").is_file())
+    dirs = args.dirs or sorted(d for d in resources.programs_dir().iterdir() if (d / "manifest.toml").is_file())
     registry = Path(args.registry)
     registry.mkdir(parents=True, exist_ok=True)
     results = [build.build_dir(d, registry, args.include) for d in dirs]

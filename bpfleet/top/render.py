@@ -4,6 +4,9 @@ from __future__ import annotations
 import time
 from contextlib import nullcontext
 
+from core.extras import require
+
+require("control", "bpfleet top", "rich")
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table

@@ -1,6 +1,9 @@
 """Fetching and parsing one scrape of an exporter's /metrics."""
 from __future__ import annotations
 
+from core.extras import require
+
+
 import http.client
 import socket
 import time
@@ -58,6 +61,7 @@ def parse(text: str, mono: float = 0.0, wall: float = 0.0, fetch_seconds: float 
     """Prometheus text exposition -> Scrape. ScrapeError if it is not that format."""
     # Here, not at the top: `bpfleet top`'s arguments are part of every host's CLI (`bpfleet
     # exporter`), and a host need not have prometheus_client.
+    require("control", "bpfleet top", "prometheus_client")
     from prometheus_client.parser import text_string_to_metric_families
     fams: dict[str, Family] = {}
     try:

@@ -21,6 +21,9 @@ import threading
 import time
 from collections.abc import Callable
 
+from core.extras import require
+
+require("otlp", "OTLP export", "opentelemetry.sdk")
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor

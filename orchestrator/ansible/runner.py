@@ -21,9 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import ansible_runner
+from core import resources
+from core.extras import require
 
-PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
+require("control", "Running Ansible", "ansible_runner", "ansible")
+import ansible_runner  # noqa: E402  (after the extra check)
+
+PLAYBOOKS = resources.playbooks_dir()
 REPORT_TASK = "bpfleet report"
 # Where Ansible finds the bpfleet modules, the code they share and the roles.
 ANSIBLE_PATHS = {"ANSIBLE_LIBRARY": str(PLAYBOOKS / "library"),

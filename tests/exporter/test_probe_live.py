@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from orchestrator import build
+from core import resources
 from core.variants import Requirement as R, requirements_of_section
 from exporter import kernel_features as probe
 from exporter.libbpf import BpfObject
@@ -106,7 +107,7 @@ def cgroup():
 def test_probe_verdict_is_the_kernels(section, tmp_path, cgroup):
     (tmp_path / "minimal.bpf.c").write_text(SOURCE % (section, SECTIONS[section]))
     obj = tmp_path / "minimal.bpf.o"
-    build.compile_program(tmp_path, "minimal", obj, [build.INCLUDE_DIR])
+    build.compile_program(tmp_path, "minimal", obj, [resources.include_dir()])
     with BpfObject(str(obj)) as o:          # what the loader sees before it asks the probe
         (prog,) = o.programs()
     findings = [probe.find(r) for r in requirements_of_section(prog.section, prog.type)]

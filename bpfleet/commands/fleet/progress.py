@@ -6,6 +6,9 @@ import json
 import sys
 import time
 
+from core.extras import require
+
+require("control", "The terminal views", "rich")
 from rich.console import Console
 from rich.table import Table
 

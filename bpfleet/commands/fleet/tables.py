@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import time
 
+from core.extras import require
+
+require("control", "The terminal views", "rich")
 from rich.console import Console
 from rich.table import Table
 
