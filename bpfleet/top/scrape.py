@@ -1,9 +1,6 @@
 """Fetching and parsing one scrape of an exporter's /metrics."""
 from __future__ import annotations
 
-from core.extras import require
-
-
 import http.client
 import socket
 import time
@@ -11,6 +8,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
+
+from core.extras import require
 
 DEFAULT_URL = "http://127.0.0.1:9436"
 USER_AGENT = "bpfleet-top"
