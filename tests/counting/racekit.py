@@ -11,7 +11,8 @@ from pathlib import Path
 
 from core import btf
 from exporter import libbpf
-from orchestrator.build import INCLUDE_DIR, compile_program
+from core import resources
+from orchestrator.build import compile_program
 
 PROGRAM_DIR = Path(__file__).resolve().parent / "programs" / "racecount"
 KEY_SPACE = 1_000_000      # racecount.bpf.c: 65536 keys of 16 events
@@ -48,7 +49,7 @@ def build(out: Path) -> dict[str, Path]:
     built = {}
     for stem in ("racecount", "racecount_old"):
         built[stem] = out / f"{stem}.bpf.o"
-        compile_program(PROGRAM_DIR, stem, built[stem], [INCLUDE_DIR])
+        compile_program(PROGRAM_DIR, stem, built[stem], [resources.include_dir()])
     return built
 
 
