@@ -30,6 +30,10 @@ MAX_LIST_ENTRIES = 1 << 20
 ACTION_RE = re.compile(r'(?:^|[{,])action="([^"]*)"')
 
 
+class NotRunning(LookupError):
+    """A run-time change (mode, list) asked of a mitigation that is not running."""
+
+
 @dataclass
 class Mitigation:
     name: str
@@ -201,7 +205,7 @@ class Mitigations:
     def _running(self, name: str) -> Mitigation:
         m = self.items.get(name)
         if m is None or m.state not in ("monitor", "enforce"):
-            raise LookupError(f"mitigation {name} is not running" + (f" (state {m.state})" if m else ""))
+            raise NotRunning(f"mitigation {name} is not running" + (f" (state {m.state})" if m else ""))
         return m
 
     def _program(self, m: Mitigation):
