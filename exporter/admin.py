@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler
 from core import names
 from core.fields import Field, Reader, Section
 from core.problems import Problem, ProblemsError
-from exporter.admin_routes import BadRequest, NotFound, PayloadTooLarge, Request, Route, dispatch
+from exporter.admin_routes import AdminError, BadRequest, NotFound, PayloadTooLarge, Request, Route, dispatch
 from exporter.config_programs import KNOBS, VERSION, ProgramConfig
 from exporter.mitigations import admin as mitigation_admin
 
@@ -110,13 +110,21 @@ def make_admin_server(path: str, exporter) -> _UnixHTTPServer:
             log.info("admin: " + fmt, *args)
 
         def _serve(self) -> None:
-            body = []   # read at most once, and only by a route that wants it
+            read = []   # the body, or why it is bad: read at most once, only by a route that wants it
 
             def read_body():
-                if not body:
-                    body.append(read_json_body(self.headers, self.rfile))
-                return body[0]
+                if not read:
+                    try:
+                        read.append(read_json_body(self.headers, self.rfile))
+                    except AdminError as e:
+                        read.append(e)
+                if isinstance(read[0], AdminError):
+                    raise read[0]
+                return read[0]
             code, payload, headers = dispatch(table, self.command, self.path, read_body)
+            if not read:   # drain what the route did not read, so that the client's send completes
+                n = self.headers.get("Content-Length") or "0"
+                self.rfile.read(int(n) if n.isdigit() and int(n) <= MAX_BODY else 0)
             data = json.dumps(payload, indent=2).encode() + b"\n"
             self.send_response(code)
             self.send_header("Content-Type", "application/json")

@@ -16,9 +16,9 @@ from dataclasses import replace
 from typing import Callable
 
 from core.fields import Field, Reader, Section
+from core.mitigation import NotRunning
 from exporter.admin_routes import BadRequest, Conflict, NotFound, Request, Route
 from exporter.mitigations.config import MODE, read_one
-from exporter.mitigations.manager import NotRunning
 
 MODE_BODY = Section((replace(MODE, required=True),), expect="a JSON object")
 LIST_BODY = Section((Field("entries", list, required=True, expect="an array of entries"),),

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from core import manifest as manifest_mod, registry as reg
 from core.listkinds import KINDS, encode_entries
-from core.mitigation import ACTIONS, MODES, MitigationSpec, fixed_by
+from core.mitigation import ACTIONS, MODES, MitigationSpec, NotRunning, fixed_by
 from core.problems import Problem, ProblemsError
 from exporter import libbpf
 from exporter.config import ProgramConfig
@@ -28,10 +28,6 @@ log = logging.getLogger("bpfleet.mitigations")
 STATES = ("monitor", "enforce", "expired", "retired", "not_applicable", "revoked", "failed")
 MAX_LIST_ENTRIES = 1 << 20
 ACTION_RE = re.compile(r'(?:^|[{,])action="([^"]*)"')
-
-
-class NotRunning(LookupError):
-    """A run-time change (mode, list) asked of a mitigation that is not running."""
 
 
 @dataclass

@@ -11,9 +11,9 @@ import threading
 
 import pytest
 
+from core.mitigation import NotRunning
 from exporter.admin import make_admin_server
 from exporter.admin_routes import BadRequest, Conflict, NotFound, Route, dispatch
-from exporter.mitigations.manager import NotRunning
 
 DIGEST = "ab" * 32
 
@@ -95,6 +95,7 @@ def admin(tmp_path):
         c.close()
         return r.status, reply, dict(r.getheaders())
     request.exporter = exporter
+    request.path = path
     yield request
     server.shutdown()
     server.server_close()
@@ -160,6 +161,25 @@ def test_bad_body_problems_carry_the_endpoint_and_fields(admin):
 def test_body_not_json(admin):
     code, reply, _ = admin("PUT", "/programs/syscalls", raw=b"{not json")
     assert code == 400 and reply["error"].startswith("body: not JSON"), reply
+
+
+@pytest.mark.parametrize("length, status, words", [
+    ("two", 400, "Content-Length: 'two' is not a number"),
+    (str(1 << 20), 413, "body larger than 65536 bytes"),
+])
+def test_bad_content_length(admin, length, status, words):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(admin.path)
+    s.sendall(f"PUT /programs/syscalls HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n{{}}".encode())
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(f"HTTP/1.0 {status} ".encode()), head
+    assert json.loads(body)["error"] == words
+    assert admin.exporter.supervisor.deployed == []
 
 
 def test_good_requests_reach_the_exporter(admin):
