@@ -43,8 +43,10 @@ def type_names(types, boolean: str = "true or false") -> str:
 
 
 def is_a(value, types) -> bool:
-    """isinstance, except that a bool is not an int unless bool is listed."""
-    return isinstance(value, types) and (not isinstance(value, bool) or bool in _tuple(types))
+    """isinstance, except that a bool is not an int (or a number) unless bool is listed."""
+    if isinstance(value, bool):
+        return bool in _tuple(types) or object in _tuple(types)
+    return isinstance(value, types)
 
 
 def join(where: str, key) -> str:

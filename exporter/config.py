@@ -11,7 +11,7 @@ from pathlib import Path
 
 import tomli
 
-from core.fields import Field, Reader, Section, list_of, positive, table_of, one_of
+from core.fields import Field, Reader, Section, list_of, one_of, positive, table_of
 from core.problems import Problem, ProblemsError
 from exporter.btf_source import BtfConfig
 # Re-exported: the program and OTLP config types are part of this module's API.

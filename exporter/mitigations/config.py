@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from core import names
 from core.fields import Field, Reader, Section, join, one_of
 from core.mitigation import MODES, parse_duration
-from exporter.config_programs import ATTACH_FIELD, ENABLED, KNOBS, AttachTargets, VERSION
+from exporter.config_programs import ATTACH_FIELD, ENABLED, KNOBS, VERSION, AttachTargets
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,12 @@ def test_nested_tables_and_arrays_name_the_key_and_index():
         {"knobs": {"a": 1}, "keys": ["a.pub"], "sub": Limits()}, [])
 
 
+@pytest.mark.parametrize("value", [True, False, 0, "x", None, [1], {"a": 1}])
+def test_a_field_of_any_type_takes_any_value_to_its_check(value):
+    f = Field("v", check=lambda v: v is False or f"got {v!r}")
+    assert f.problem(value) == (None if value is False else f"got {value!r}")
+
+
 def test_field_problem_checks_a_value_on_its_own():
     # what the OTLP settings use for OTEL_* variables: the same field, no table
     f = LIMITS.field("policy")
