@@ -73,6 +73,13 @@ class FakeExporter:
         self.reloads += 1
         return []
 
+    # the typed exporter's own deploy/unload (exporter/daemon/app.py), where it has them
+    def deploy(self, pc, digest=None):
+        return self.supervisor.deploy(pc, digest)
+
+    def unload(self, name):
+        return self.supervisor.unload(name)
+
 
 @pytest.fixture
 def admin(tmp_path):
