@@ -5,14 +5,14 @@ parsing goes on after a problem so that all of them are reported at once.
 """
 from __future__ import annotations
 
-import re
-
 try:
     import tomllib as tomli      # Python 3.11+; pyproject installs the tomli backport below
 except ModuleNotFoundError:      # pragma: no cover
     import tomli
 
 from core import mitigation as mitigation_mod
+from core.fields import Reader as _Reader
+from core.names import IDENT_RE, METRIC_RE, NAME_RE, SEMVER_RE
 # The data classes parsing fills in live in core/manifest_model.py; imported here by their old address.
 from core.manifest_model import (BucketSpec, BudgetSpec, DegradeSpec, EventSpec,  # noqa: F401
                                  KnobSpec, LabelSpec, Manifest, MetricSpec)
@@ -20,51 +20,8 @@ from core.problems import Problem
 # Kernel portability: attach variants and bcc-source programs, parsed in a module of their own.
 from core.manifest_portability import BccAttach, BccSpec, VariantSpec, parse_bcc, parse_variants  # noqa: F401
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-METRIC_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-SEMVER_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?$")
 METRIC_TYPES = ("counter", "gauge", "histogram")
 BUCKET_SCHEMES = ("log2", "linear")
-
-
-class _Reader:
-    """Typed field access on a TOML table that records problems instead of raising."""
-
-    def __init__(self, path: str, problems: list[Problem]):
-        self.path, self.problems = path, problems
-
-    def bad(self, where: str, message: str) -> None:
-        self.problems.append(Problem(self.path, where, message))
-
-    def get(self, table: dict, key: str, where: str, types, required=False, default=None):
-        if key not in table:
-            if required:
-                self.bad(_join(where, key), "required field is missing")
-            return default
-        value = table[key]
-        if not isinstance(value, types) or (isinstance(value, bool) and bool not in _tuple(types)):
-            self.bad(_join(where, key), f"expected {_type_names(types)}, got {type(value).__name__} {value!r}")
-            return default
-        return value
-
-    def unknown(self, table: dict, allowed: set, where: str) -> None:
-        for key in table:
-            if key not in allowed:
-                self.bad(_join(where, key), f"unknown field (expected one of: {', '.join(sorted(allowed))})")
-
-
-def _tuple(t):
-    return t if isinstance(t, tuple) else (t,)
-
-
-def _type_names(types) -> str:
-    names = {str: "a string", int: "an integer", float: "a number", bool: "a boolean",
-             dict: "a table", list: "an array"}
-    return " or ".join(names.get(t, t.__name__) for t in _tuple(types))
-
-
-def _join(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
 
 
 def parse(text: str, path: str) -> tuple[Manifest | None, list[Problem]]:
@@ -179,7 +136,7 @@ def _parse_labels(r: _Reader, table: dict, where: str) -> dict:
             continue
         r.unknown(spec, {"name", "decoder", "values", "drop"}, w)
         name = r.get(spec, "name", w, str, default=fld)
-        if not NAME_RE.match(name) and not re.match(r"^[a-zA-Z_][a-zA-Z0-9_]*$", name):
+        if not IDENT_RE.match(name):
             r.bad(f"{w}.name", f"{name!r} is not a valid label name")
         labels[fld] = LabelSpec(fld, name, r.get(spec, "decoder", w, str), dict(spec),
                                 bool(r.get(spec, "drop", w, bool, default=False)))
@@ -215,7 +172,7 @@ def _parse_event(r: _Reader, t, where: str) -> EventSpec | None:
     r.unknown(t, {"map", "drops", "type"}, where)
     map_ = r.get(t, "map", where, str, required=True)
     type_ = r.get(t, "type", where, str)
-    if type_ is not None and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", type_):
+    if type_ is not None and not IDENT_RE.match(type_):
         r.bad(f"{where}.type", f"{type_!r} is not a struct name: give the name alone "
               "(exec_event for struct exec_event)")
         type_ = None

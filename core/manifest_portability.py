@@ -3,10 +3,9 @@ attach variants and bcc-source programs. Pure, like core/manifest.py, which call
 its problem-recording reader `r` (get / bad / unknown)."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+from core.names import IDENT_RE, NAME_RE
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,7 @@ def parse_variants(r, items: list, program: str) -> tuple[VariantSpec, ...]:
         for key in ("programs", "helpers"):
             lists[key] = r.get(t, key, where, list, default=[])
             for j, v in enumerate(lists[key]):
-                if not isinstance(v, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", v):
+                if not isinstance(v, str) or not IDENT_RE.match(v):
                     r.bad(f"{where}.{key}[{j}]", f"expected a C identifier, got {v!r}")
         obj = r.get(t, "object", where, str)
         if obj is not None and not NAME_RE.match(obj):
@@ -100,7 +99,7 @@ def parse_bcc(r, t: dict, doc: dict) -> BccSpec | None:
             continue
         target = r.get(a, kinds[0], w, str, default="")
         fn = r.get(a, "fn", w, str, required=True, default="")
-        if fn and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", fn):
+        if fn and not IDENT_RE.match(fn):
             r.bad(f"{w}.fn", f"{fn!r} is not a C function name")
         if kinds[0] == "tracepoint" and target and ":" not in target:
             r.bad(f"{w}.tracepoint", f"{target!r}: give category:name (block:block_rq_issue)")

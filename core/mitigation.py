@@ -23,6 +23,10 @@ KERNEL_RE = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?")
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
 
 
+class NotRunning(LookupError):
+    """A run-time change (mode, list) asked of a mitigation that is not running."""
+
+
 @dataclass(frozen=True)
 class ListSpec:
     name: str

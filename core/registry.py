@@ -9,13 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.manifest import SEMVER_RE
+from core.names import SEMVER_RE, is_name, version_key
 from core.problems import Problem, ProblemsError
 
 INDEX = "index.json"
@@ -60,17 +59,6 @@ def digest_of(files: dict[str, str]) -> str:
 def file_digests(directory: Path) -> dict[str, str]:
     return {p.name: sha256_file(p) for p in sorted(directory.iterdir())
             if p.is_file() and p.name not in NOT_CONTENT}
-
-
-def version_key(v: str) -> tuple:
-    """Semantic version precedence: a pre-release sorts before its release; its dot-separated
-    identifiers compare numerically when numeric, numbers before words."""
-    m = SEMVER_RE.match(v)
-    if not m:
-        return (-1,)
-    major, minor, patch, pre = m.groups()
-    ids = tuple((0, int(x), "") if x.isdigit() else (1, 0, x) for x in (pre or "-")[1:].split(".")) if pre else ()
-    return (int(major), int(minor), int(patch), pre is None, ids)
 
 
 def publish(registry: Path, name: str, version: str, staged: Path,
@@ -142,7 +130,7 @@ def resolve(registry: Path, name: str, version: str = "latest",
     """Find `name@version` ("latest" = highest) and verify its files against its index and,
     with `trusted_keys`, its signature (unsigned or wrongly signed artifacts are refused)."""
     where = f"{registry}/{name}"
-    if not re.match(r"^[a-z][a-z0-9_]*$", name):
+    if not is_name(name):
         raise ProblemsError([Problem(str(registry), "", f"{name!r} is not a program name")])
     available = versions(registry, name)
     if not available:

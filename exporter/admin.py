@@ -7,7 +7,9 @@
     DELETE /programs/<name>                 unload
     ...    /mitigations...                  see exporter/mitigations/admin.py
 
-Replies are JSON: {"ok": true, ...} or {"ok": false, "error": "..."} with a 4xx/5xx code.
+One route table (exporter/admin_routes.py) serves both. Replies are JSON: {"ok": true, ...} or
+{"ok": false, "error": "...", "problems": [{file, field, message}]} with a 4xx/5xx code; an
+unknown path is a 404, a known path with another method a 405 with Allow.
 Access control is the socket file's mode (0600, owned by root).
 """
 from __future__ import annotations
@@ -15,19 +17,27 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import socketserver
 from http.server import BaseHTTPRequestHandler
 from typing import Protocol
 
-from core.manifest import NAME_RE
+from core import names
+from core.fields import Field, Reader, Section
+from core.problems import Problem, ProblemsError
+from exporter.admin_routes import AdminError, BadRequest, NotFound, PayloadTooLarge, Request, Route, dispatch
+from exporter.config_programs import KNOBS, VERSION, ProgramConfig
 from exporter.mitigations import admin as mitigation_admin
 from exporter.mitigations.manager import Mitigations
-from exporter.config import VERSION_RE, ProgramConfig
 
 log = logging.getLogger("bpfleet.admin")
 MAX_BODY = 1 << 16
-DIGEST_RE = re.compile(r"[0-9a-f]{64}")
+METHODS = ("GET", "PUT", "POST", "DELETE", "PATCH")
+
+DEPLOY = Section((
+    VERSION, KNOBS,
+    Field("digest", expect="a sha256 hex digest", check=lambda d: d is None or names.is_digest(d),
+          help="refuse the artifact unless its index has this sha256"),
+), expect="a JSON object")
 
 
 class AdminTarget(Protocol):
@@ -47,28 +57,66 @@ class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer
     daemon_threads = True
 
 
-def parse_deploy(name: str, body: dict) -> ProgramConfig:
-    """Validate a PUT /programs/<name> body; ValueError says which field is wrong."""
-    if not NAME_RE.match(name):
-        raise ValueError(f"path: {name!r} is not a program name")
-    if not isinstance(body, dict):
-        raise ValueError("body: expected a JSON object")
-    unknown = set(body) - {"version", "knobs", "digest"}
-    if unknown:
-        raise ValueError(f"body: unknown field(s) {', '.join(sorted(unknown))}")
-    version = body.get("version", "latest")
-    if not isinstance(version, str) or not VERSION_RE.match(version):
-        raise ValueError(f"body.version: {version!r} is not \"latest\" or MAJOR.MINOR.PATCH")
-    knobs = body.get("knobs", {})
-    if not isinstance(knobs, dict) or not all(isinstance(v, (int, bool)) for v in knobs.values()):
-        raise ValueError("body.knobs: expected an object of knob name → integer or boolean")
-    digest = body.get("digest")
-    if digest is not None and (not isinstance(digest, str) or not DIGEST_RE.fullmatch(digest)):
-        raise ValueError("body.digest: expected a sha256 hex digest")
-    return ProgramConfig(name, version, knobs)
+def parse_deploy(name: str, body) -> ProgramConfig:
+    """Read a PUT /programs/<name> body; ProblemsError names every bad field."""
+    r = Reader(f"PUT /programs/{name}")
+    if not names.is_name(name):
+        r.bad("path", f"{name!r} is not a program name")
+    values = DEPLOY.read(r, body, "body")
+    r.raise_if_any()
+    values.pop("digest", None)
+    return ProgramConfig(name, **values)
+
+
+def routes(exporter: AdminTarget) -> list[Route]:
+    def status(req: Request) -> tuple[int, dict]:
+        return 200, {"ok": True, **exporter.status()}
+
+    def reload(req: Request) -> tuple[int, dict]:
+        errors = exporter.reload()
+        return (200 if not errors else 422), {"ok": not errors, "errors": errors}
+
+    def deploy(req: Request) -> tuple[int, dict]:
+        name, body = req.params["name"], req.read_body()
+        try:
+            pc = parse_deploy(name, body)
+        except ProblemsError as e:
+            raise BadRequest.of(e.problems) from None
+        error = exporter.deploy(pc, body.get("digest"))
+        st = next((s for s in exporter.status()["programs"] if s["name"] == name), None)
+        return (200 if error is None else 422), {"ok": error is None, "error": error, "program": st}
+
+    def unload(req: Request) -> tuple[int, dict]:
+        name = req.name()
+        if not exporter.unload(name):
+            raise NotFound(f"{name} is not loaded")
+        return 200, {"ok": True, "error": None}
+
+    return [Route("GET", "/status", status),
+            Route("POST", "/reload", reload),
+            Route("PUT", "/programs/{name}", deploy),
+            Route("DELETE", "/programs/{name}", unload),
+            *mitigation_admin.routes(lambda: exporter.mitigations)]
+
+
+def read_json_body(headers, rfile) -> object:
+    """The request's JSON body ({} when there is none)."""
+    raw = headers.get("Content-Length") or "0"
+    if not raw.isdigit():
+        raise BadRequest(f"Content-Length: {raw!r} is not a number",
+                         [Problem("request", "Content-Length", f"{raw!r} is not a number")])
+    n = int(raw)
+    if n > MAX_BODY:
+        raise PayloadTooLarge(f"body larger than {MAX_BODY} bytes")
+    try:
+        return json.loads(rfile.read(n) or b"{}")
+    except ValueError as e:
+        raise BadRequest(f"body: not JSON: {e}") from None
 
 
 def make_admin_server(path: str, exporter: AdminTarget) -> _UnixHTTPServer:
+    table = routes(exporter)
+
     class Handler(BaseHTTPRequestHandler):
         def address_string(self):
             return "admin-socket"
@@ -76,81 +124,33 @@ def make_admin_server(path: str, exporter: AdminTarget) -> _UnixHTTPServer:
         def log_message(self, fmt, *args):
             log.info("admin: " + fmt, *args)
 
-        def _reply(self, code: int, payload: dict) -> None:
-            body = json.dumps(payload, indent=2).encode() + b"\n"
+        def _serve(self) -> None:
+            read = []   # the body, or why it is bad: read at most once, only by a route that wants it
+
+            def read_body():
+                if not read:
+                    try:
+                        read.append(read_json_body(self.headers, self.rfile))
+                    except AdminError as e:
+                        read.append(e)
+                if isinstance(read[0], AdminError):
+                    raise read[0]
+                return read[0]
+            code, payload, headers = dispatch(table, self.command, self.path, read_body)
+            if not read:   # drain what the route did not read, so that the client's send completes
+                n = self.headers.get("Content-Length") or "0"
+                self.rfile.read(int(n) if n.isdigit() and int(n) <= MAX_BODY else 0)
+            data = json.dumps(payload, indent=2).encode() + b"\n"
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in headers.items():
+                self.send_header(k, v)
             self.end_headers()
-            self.wfile.write(body)
+            self.wfile.write(data)
 
-        def _body(self) -> dict | None:
-            raw = self.headers.get("Content-Length") or "0"
-            if not raw.isdigit():
-                self._reply(400, {"ok": False, "error": f"Content-Length: {raw!r} is not a number"})
-                return None
-            n = int(raw)
-            if n > MAX_BODY:
-                self._reply(413, {"ok": False, "error": f"body larger than {MAX_BODY} bytes"})
-                return None
-            try:
-                return json.loads(self.rfile.read(n) or b"{}")
-            except ValueError as e:
-                self._reply(400, {"ok": False, "error": f"body: not JSON: {e}"})
-                return None
-
-        def _program_name(self) -> str | None:
-            parts = self.path.strip("/").split("/")
-            return parts[1] if len(parts) == 2 and parts[0] == "programs" else None
-
-        def _mitigation(self, method: str) -> bool:
-            """Serve a /mitigations route; -> False when the path is not one."""
-            if not self.path.startswith("/mitigations"):
-                return False
-            body = self._body() if method == "PUT" else {}
-            if body is not None:
-                self._reply(*mitigation_admin.handle(method, self.path, body, exporter.mitigations))
-            return True
-
-        def do_GET(self):
-            if self._mitigation("GET"):
-                return
-            if self.path == "/status":
-                self._reply(200, {"ok": True, **exporter.status()})
-            else:
-                self._reply(404, {"ok": False, "error": f"no such endpoint: GET {self.path}"})
-
-        def do_POST(self):
-            if self.path != "/reload":
-                return self._reply(404, {"ok": False, "error": f"no such endpoint: POST {self.path}"})
-            errors = exporter.reload()
-            self._reply(200 if not errors else 422, {"ok": not errors, "errors": errors})
-
-        def do_PUT(self):
-            if self._mitigation("PUT"):
-                return
-            name = self._program_name()
-            if name is None:
-                return self._reply(404, {"ok": False, "error": f"no such endpoint: PUT {self.path}"})
-            body = self._body()
-            if body is None:
-                return
-            try:
-                pc = parse_deploy(name, body)
-            except ValueError as e:
-                return self._reply(400, {"ok": False, "error": str(e)})
-            error = exporter.deploy(pc, body.get("digest"))
-            status = next((s for s in exporter.status()["programs"] if s["name"] == name), None)
-            self._reply(200 if error is None else 422, {"ok": error is None, "error": error, "program": status})
-
-        def do_DELETE(self):
-            if self._mitigation("DELETE"):
-                return
-            name = self._program_name()
-            if name is None:
-                return self._reply(404, {"ok": False, "error": f"no such endpoint: DELETE {self.path}"})
-            found = exporter.unload(name)
-            self._reply(200 if found else 404, {"ok": found, "error": None if found else f"{name} is not loaded"})
+    for method in METHODS:
+        setattr(Handler, f"do_{method}", Handler._serve)
 
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     if os.path.exists(path):

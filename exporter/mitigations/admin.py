@@ -7,71 +7,84 @@
     PUT    /mitigations/<name>/lists/<list>          {"entries": [...]}: replace the list, no reload
     DELETE /mitigations/<name>                       revoke: unload now, stay off until applied again
 
--> (HTTP code, JSON reply). Bad input is a 400 naming the field, an unknown or stopped
-mitigation a 404 or 409.
+Bad input is a 400 naming the field, an unknown mitigation or list a 404, a mitigation that
+is not running a 409 (exporter/admin_routes.py: the status comes from the error's type).
 """
 from __future__ import annotations
 
-from core.manifest import NAME_RE
-from core.problems import ProblemsError
-from exporter.mitigations.config import parse_one
+from dataclasses import replace
+from typing import Callable
 
-ROUTES = ("GET /mitigations", "PUT /mitigations/<name>", "PUT /mitigations/<name>/mode",
-          "PUT /mitigations/<name>/lists/<list>", "DELETE /mitigations/<name>")
+from core.fields import Field, Reader, Section
+from core.mitigation import NotRunning
+from exporter.admin_routes import BadRequest, Conflict, NotFound, Request, Route
+from exporter.mitigations.config import MODE, read_one
 
-
-def handle(method: str, path: str, body, mitigations) -> tuple[int, dict]:
-    parts = path.strip("/").split("/")
-    if parts[0] != "mitigations":
-        return 404, {"ok": False, "error": f"no such endpoint: {method} {path}"}
-    if method == "GET" and len(parts) == 1:
-        return 200, {"ok": True, "mitigations": mitigations.status()}
-    if len(parts) < 2 or not NAME_RE.match(parts[1]):
-        return 404, {"ok": False, "error": f"no such endpoint: {method} {path} (routes: {', '.join(ROUTES)})"}
-    name, rest = parts[1], parts[2:]
-    if method == "DELETE" and not rest:
-        found = mitigations.revoke(name)
-        return (200 if found else 404), {"ok": found, "revoked": name if found else None,
-                                         "error": None if found else f"no mitigation {name}"}
-    if method != "PUT" or not isinstance(body, dict):
-        if method == "PUT":
-            return 400, {"ok": False, "error": "body: expected a JSON object"}
-        return 404, {"ok": False, "error": f"no such endpoint: {method} {path} (routes: {', '.join(ROUTES)})"}
-    try:
-        if not rest:
-            return _apply(name, body, mitigations)
-        if rest == ["mode"]:
-            _only(body, {"mode"})
-            mitigations.set_mode(name, body.get("mode"))
-            return 200, {"ok": True, "mitigation": _status(mitigations, name)}
-        if len(rest) == 2 and rest[0] == "lists":
-            _only(body, {"entries"})
-            change = mitigations.replace_list(name, rest[1], body.get("entries"))
-            return 200, {"ok": True, **change, "mitigation": _status(mitigations, name)}
-    except ValueError as e:
-        return 400, {"ok": False, "error": str(e)}
-    except LookupError as e:
-        return 409 if "not running" in str(e) else 404, {"ok": False, "error": str(e).strip("'\"")}
-    return 404, {"ok": False, "error": f"no such endpoint: {method} {path} (routes: {', '.join(ROUTES)})"}
+MODE_BODY = Section((replace(MODE, required=True),), expect="a JSON object")
+LIST_BODY = Section((Field("entries", list, required=True, expect="an array of entries"),),
+                    expect="a JSON object")
 
 
-def _only(body: dict, allowed: set) -> None:
-    unknown = set(body) - allowed
-    if unknown:
-        raise ValueError(f"body: unknown field(s) {', '.join(sorted(unknown))} (expected {', '.join(sorted(allowed))})")
+def routes(mitigations: Callable[[], object]) -> list[Route]:
+    """`mitigations()`: the exporter's Mitigations (exporter/mitigations/manager.py)."""
+    def status(req: Request) -> tuple[int, dict]:
+        return 200, {"ok": True, "mitigations": mitigations().status()}
+
+    def apply(req: Request) -> tuple[int, dict]:
+        name, m = req.name(), mitigations()
+        r = Reader(req.endpoint)
+        mc = read_one(r, name, req.read_body(), "body")
+        if r.problems:
+            raise BadRequest.of(r.problems)
+        if mc is None:   # enabled = false
+            found = m.revoke(name)
+            return 200, {"ok": True, "revoked": name if found else None}
+        error = m.apply(mc)
+        return (200 if error is None else 422), {"ok": error is None, "error": error,
+                                                 "mitigation": _status(m, name)}
+
+    def mode(req: Request) -> tuple[int, dict]:
+        name, body, m = req.name(), req.body(MODE_BODY), mitigations()
+        with _errors():
+            m.set_mode(name, body["mode"])
+        return 200, {"ok": True, "mitigation": _status(m, name)}
+
+    def replace_list(req: Request) -> tuple[int, dict]:
+        name, body, m = req.name(), req.body(LIST_BODY), mitigations()
+        with _errors():
+            change = m.replace_list(name, req.params["list"], body["entries"])
+        return 200, {"ok": True, **change, "mitigation": _status(m, name)}
+
+    def revoke(req: Request) -> tuple[int, dict]:
+        name = req.name()
+        if not mitigations().revoke(name):
+            raise NotFound(f"no mitigation {name}")
+        return 200, {"ok": True, "revoked": name}
+
+    return [Route("GET", "/mitigations", status),
+            Route("PUT", "/mitigations/{name}", apply),
+            Route("DELETE", "/mitigations/{name}", revoke),
+            Route("PUT", "/mitigations/{name}/mode", mode),
+            Route("PUT", "/mitigations/{name}/lists/{list}", replace_list)]
 
 
-def _apply(name: str, body: dict, mitigations) -> tuple[int, dict]:
-    problems: list = []
-    mc = parse_one(name, body, "body", "body", problems)
-    if problems:
-        return 400, {"ok": False, "error": str(ProblemsError(problems))}
-    if mc is None:   # enabled = false
-        found = mitigations.revoke(name)
-        return 200, {"ok": True, "revoked": name if found else None}
-    error = mitigations.apply(mc)
-    return (200 if error is None else 422), {"ok": error is None, "error": error,
-                                             "mitigation": _status(mitigations, name)}
+class _errors:
+    """The manager's errors as admin errors, by type: bad entries (ValueError) 400, not
+    running 409, no such list or program (LookupError) 404."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, e, tb):
+        if kind is None:
+            return False
+        if issubclass(kind, ValueError):
+            raise BadRequest(str(e)) from e
+        if issubclass(kind, NotRunning):
+            raise Conflict(str(e)) from e
+        if issubclass(kind, LookupError):
+            raise NotFound(str(e).strip("'\"")) from e
+        return False
 
 
 def _status(mitigations, name: str) -> dict | None:

@@ -15,13 +15,12 @@ live in the manifest), with the same file and field in the error.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass, field
 
+from core import names
+from core.fields import Field, Reader, Section, join, one_of
 from core.mitigation import MODES, parse_duration
-from core.problems import Problem
-
-FIELDS = ("version", "mode", "expires", "ttl", "lists", "attach", "knobs", "enabled")
+from exporter.config_programs import ATTACH_FIELD, ENABLED, KNOBS, VERSION, AttachTargets
 
 
 @dataclass(frozen=True)
@@ -32,7 +31,7 @@ class MitigationConfig:
     lists: dict = field(default_factory=dict)   # list name -> entries as written
     expires_at: float | None = None          # unix time; wins over ttl
     ttl_seconds: int | None = None           # None: the manifest's ttl
-    attach: object = None                    # exporter.config.AttachTargets
+    attach: AttachTargets | None = None
     knobs: dict = field(default_factory=dict)
     where: str = ""                          # "file: mitigations.<name>" for errors
 
@@ -41,57 +40,35 @@ class MitigationConfig:
                 "ttl_seconds": self.ttl_seconds, "lists": self.lists}
 
 
-def parse_mitigations(table, path: str, problems: list) -> dict:
-    if not isinstance(table, dict):
-        problems.append(Problem(path, "mitigations", "expected a table of [mitigations.<name>] tables"))
-        return {}
-    out = {}
-    for name, spec in table.items():
-        mc = parse_one(name, spec, path, f"mitigations.{name}", problems)
-        if mc is not None:
-            out[name] = mc
-    return out
+MODE = Field("mode", check=one_of(MODES), help="monitor (count only) or enforce; default: the manifest's")
+MITIGATION = Section((
+    VERSION, MODE, ENABLED, KNOBS, ATTACH_FIELD,
+    Field("expires", read=lambda r, v, w: _expires(v, w, r.bad),
+          help="absolute end: a TOML datetime or RFC 3339 text with a timezone, or a unix time"),
+    Field("ttl", read=lambda r, v, w: parse_duration(v, w, r.bad),
+          help='how long from when this exporter enables it: "12h", "30d" or seconds'),
+    Field("lists", dict, expect="a table of list name = [entries]",
+          check=lambda t: all(isinstance(v, list) for v in t.values()),
+          help="the allow/deny lists' entries (checked against the list kinds when applied)"),
+), expect='a table: { version = "1.0.0", mode = "monitor", lists = {...} }')
 
 
-def parse_one(name: str, spec, path: str, where: str, problems: list) -> MitigationConfig | None:
-    """One mitigation's settings, from the config file or an admin API body (path "body")."""
-    from exporter.config import VERSION_RE, parse_attach
-    before = len(problems)
+def read_mitigations(r: Reader, table: dict, where: str) -> dict:
+    return {name: mc for name, spec in table.items()
+            if (mc := read_one(r, name, spec, join(where, name))) is not None}
 
-    def bad(w: str, message: str) -> None:
-        problems.append(Problem(path, w, message))
-    if not re.match(r"^[a-z][a-z0-9_]*$", name):
-        bad(where, f"{name!r} is not a program name")
+
+def read_one(r: Reader, name: str, spec, where: str) -> MitigationConfig | None:
+    """One mitigation's settings, from the config file or an admin API body; None when it
+    has problems (in `r`) or enabled = false."""
+    if not names.is_name(name):
+        r.bad(where, f"{name!r} is not a program name")
         return None
-    if not isinstance(spec, dict):
-        bad(where, "expected a table: { version = \"1.0.0\", mode = \"monitor\", lists = {...} }")
+    v = MITIGATION.read(r, spec, where)
+    if v is None or not v["enabled"]:
         return None
-    for k in spec:
-        if k not in FIELDS:
-            bad(f"{where}.{k}", f"unknown field (expected one of: {', '.join(FIELDS)})")
-    version = spec.get("version", "latest")
-    if not isinstance(version, str) or not VERSION_RE.match(version):
-        bad(f"{where}.version", f"{version!r} is not \"latest\" or MAJOR.MINOR.PATCH")
-    mode = spec.get("mode")
-    if mode is not None and mode not in MODES:
-        bad(f"{where}.mode", f"{mode!r} is not one of: {', '.join(MODES)}")
-    expires_at = _expires(spec["expires"], f"{where}.expires", bad) if "expires" in spec else None
-    ttl = parse_duration(spec["ttl"], f"{where}.ttl", bad) if "ttl" in spec else None
-    lists = spec.get("lists", {})
-    if not isinstance(lists, dict) or not all(isinstance(v, list) for v in lists.values()):
-        bad(f"{where}.lists", "expected a table of list name = [entries]")
-        lists = {}
-    knobs = spec.get("knobs", {})
-    if not isinstance(knobs, dict) or not all(isinstance(v, (int, bool)) for v in knobs.values()):
-        bad(f"{where}.knobs", "expected a table of knob = integer or boolean")
-    enabled = spec.get("enabled", True)
-    if not isinstance(enabled, bool):
-        bad(f"{where}.enabled", f"expected true or false, got {enabled!r}")
-    attach = parse_attach(spec["attach"], path, f"{where}.attach", problems) if "attach" in spec else None
-    if len(problems) > before or enabled is False:
-        return None
-    return MitigationConfig(name, version, mode, dict(lists), expires_at, ttl, attach, dict(knobs),
-                            f"{path}: {where}")
+    return MitigationConfig(name, v["version"], v.get("mode"), dict(v.get("lists", {})), v.get("expires"),
+                            v.get("ttl"), v.get("attach"), v.get("knobs", {}), f"{r.path}: {where}")
 
 
 def _expires(v, where: str, bad) -> float | None:

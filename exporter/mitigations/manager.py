@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from core.listkinds import KINDS, encode_entries
-from core.mitigation import ACTIONS, MODES, MitigationSpec, fixed_by
+from core.mitigation import ACTIONS, MODES, MitigationSpec, NotRunning, fixed_by
 from core.problems import Problem, ProblemsError
 from exporter import libbpf
 from exporter.config import ProgramConfig
@@ -202,7 +202,7 @@ class Mitigations:
     def _running(self, name: str) -> Mitigation:
         m = self.items.get(name)
         if m is None or m.state not in ("monitor", "enforce"):
-            raise LookupError(f"mitigation {name} is not running" + (f" (state {m.state})" if m else ""))
+            raise NotRunning(f"mitigation {name} is not running" + (f" (state {m.state})" if m else ""))
         return m
 
     def _encode_lists(self, m: Mitigation) -> dict | str:

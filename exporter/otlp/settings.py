@@ -1,7 +1,9 @@
 """What the OTLP export does, from the config file's [otlp] table and the OTEL_* environment.
 
-Pure: `resolve(config.otlp, os.environ)` → `OtlpSettings`, or ProblemsError naming the config
-field or the environment variable. No OpenTelemetry import here (exporter/otlp/push.py speaks OTLP).
+Pure: `OTLP.read` reads the [otlp] table as written (exporter/config.py calls it);
+`resolve(config.otlp, os.environ)` → `OtlpSettings`, or ProblemsError naming the config field or
+the environment variable. A setting is checked by the same Field whether it comes from the file
+or the environment. No OpenTelemetry import here (exporter/otlp/push.py speaks OTLP).
 
 Precedence, per setting (docs/opentelemetry.md): a field written in the config file, else the
 signal-specific variable (OTEL_EXPORTER_OTLP_METRICS_*, ..._LOGS_*), else the generic one
@@ -14,12 +16,13 @@ as the specification says.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlparse
 
+from core.fields import Field, Section, one_of, positive, table_of
 from core.problems import Problem, ProblemsError
-from exporter.config import OTLP_PROTOCOLS, OTLP_TEMPORALITIES, OtlpConfig
 
 ENV = "environment"             # Problem.file for a bad environment variable
 DEFAULT_PROTOCOL = "http/protobuf"   # the specification's default
@@ -29,6 +32,48 @@ DEFAULT_INTERVAL = 60.0         # OTEL_METRIC_EXPORT_INTERVAL's default
 DEFAULT_TIMEOUT = 10.0          # OTEL_EXPORTER_OTLP_TIMEOUT's default
 DEFAULT_EVENTS_PER_SECOND = 100.0
 SERVICE_NAME = "bpfleet-exporter"
+OTLP_PROTOCOLS = ("grpc", "http/protobuf")
+OTLP_TEMPORALITIES = ("cumulative", "delta", "lowmemory")
+
+
+@dataclass(frozen=True)
+class OtlpConfig:
+    """The [otlp] table as written: None for every field the file leaves out, so that the
+    OTEL_* environment can fill it (`resolve` below: file first)."""
+    enabled: bool | None = None
+    endpoint: str | None = None
+    protocol: str | None = None
+    headers: dict | None = None
+    interval_seconds: float | None = None
+    timeout_seconds: float | None = None
+    temporality: str | None = None
+    events: bool | None = None
+    events_per_second: float | None = None
+    resource: dict | None = None
+
+
+def _seconds(name: str, help: str, zero_ok: bool = False) -> Field:
+    return Field(name, (int, float), expect="a positive number" + (" (0 turns events off)" if zero_ok else ""),
+                 check=(lambda v: v == 0 or positive(v)) if zero_ok else positive, convert=float, help=help)
+
+
+OTLP = Section((
+    Field("enabled", bool, help="false: no export; default: on when the table is there"),
+    Field("endpoint", check=lambda v: (isinstance(v, str) and re.match(r"^https?://[^/\s]+", v) is not None) or (
+        f"{v!r} is not a URL with a scheme: http://host:port (plaintext) or https://host:port (TLS)"),
+        help="collector base URL; http/protobuf appends /v1/<signal>"),
+    Field("protocol", check=one_of(OTLP_PROTOCOLS), help="grpc or http/protobuf (the default)"),
+    Field("headers", dict, expect="a table of name = value", read=table_of(Field("", str)),
+          help="sent with every export (often credentials)"),
+    _seconds("interval_seconds", "seconds between pushes"),
+    _seconds("timeout_seconds", "seconds one export may take"),
+    Field("temporality", check=one_of(OTLP_TEMPORALITIES), help="cumulative, delta or lowmemory"),
+    Field("events", bool, help="export ring-buffer events as OTLP logs"),
+    _seconds("events_per_second", "events exported per second, at most", zero_ok=True),
+    Field("resource", dict, expect="a table of name = value",
+          read=table_of(Field("", (str, int, float, bool), expect="a string, number or boolean")),
+          help="resource attributes over the built-in ones"),
+), expect="a table: [otlp]", make=OtlpConfig)
 
 
 @dataclass(frozen=True)
@@ -98,7 +143,7 @@ class _Resolver:
         c = self.cfg
         protocol = self.pick(f"{name}.protocol", c.protocol,
                              (f"OTEL_EXPORTER_OTLP_{up}_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"),
-                             _protocol, DEFAULT_PROTOCOL)
+                             lambda raw: _checked("protocol", raw), DEFAULT_PROTOCOL)
         # The file's endpoint and OTEL_EXPORTER_OTLP_ENDPOINT are bases (http appends
         # /v1/<signal>); OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT is used as it is.
         if c.endpoint is not None:
@@ -173,7 +218,7 @@ def resolve(cfg: OtlpConfig | None, env=None, where: str = "config") -> OtlpSett
     interval = r.pick("interval_seconds", cfg.interval_seconds, ("OTEL_METRIC_EXPORT_INTERVAL",),
                       _millis, DEFAULT_INTERVAL)
     temporality = r.pick("temporality", cfg.temporality, ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",),
-                         _temporality, "cumulative")
+                         lambda raw: _checked("temporality", raw.lower()), "cumulative")
     eps = cfg.events_per_second if cfg.events_per_second is not None else DEFAULT_EVENTS_PER_SECOND
     r.sources["events_per_second"] = (f"{where}: otlp.events_per_second"
                                       if cfg.events_per_second is not None else "default")
@@ -204,16 +249,12 @@ def _exporter_on(r: _Resolver, var: str) -> bool:
     return "otlp" in names
 
 
-def _protocol(raw: str) -> str:
-    if raw not in OTLP_PROTOCOLS:
-        raise ValueError(f"{raw!r} is not one of: {', '.join(OTLP_PROTOCOLS)} (http/json is not supported)")
+def _checked(name: str, raw: str) -> str:
+    """An environment value checked by the [otlp] field of the same meaning."""
+    problem = OTLP.field(name).problem(raw)
+    if problem is not None:
+        raise ValueError(problem)
     return raw
-
-
-def _temporality(raw: str) -> str:
-    if raw.lower() not in OTLP_TEMPORALITIES:
-        raise ValueError(f"{raw!r} is not one of: {', '.join(OTLP_TEMPORALITIES)}")
-    return raw.lower()
 
 
 def _millis(raw: str) -> float:

@@ -71,7 +71,7 @@ from ansible.module_utils.basic import AnsibleModule
 INDEX = "index.json"
 SIGNATURE = "signature.ed25519"
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-VERSION_RE = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
+VERSION_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?$")   # = core.names.SEMVER_RE (tests/core/test_names.py)
 
 
 def sha256_file(path: str) -> str:

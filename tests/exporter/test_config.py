@@ -157,7 +157,7 @@ MISTAKES = [
     ("program not a table", "[programs]\nsyscalls = true\n", "programs.syscalls", ["expected a table"]),
     ("bad program name", '[programs."Sys-Calls"]\n', "programs.Sys-Calls", ["'Sys-Calls' is not a program name"]),
     ("unknown program field", '[programs.syscalls]\nverison = "1.0.0"\n', "programs.syscalls.verison",
-     ["unknown field", "version, enabled, knobs"]),
+     ["unknown field (expected one of: attach, budget, enabled, knobs, max_series, variant, version)"]),
     ("version two parts", '[programs.syscalls]\nversion = "1.0"\n', "programs.syscalls.version",
      ["'1.0' is not \"latest\" or MAJOR.MINOR.PATCH"]),
     ("version v prefix", '[programs.syscalls]\nversion = "v1.0.0"\n', "programs.syscalls.version",
