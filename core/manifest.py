@@ -11,7 +11,7 @@ except ModuleNotFoundError:      # pragma: no cover
     import tomli
 
 from core import mitigation as mitigation_mod
-from core.fields import Reader as _Reader
+from core.fields import Reader
 from core.names import IDENT_RE, METRIC_RE, NAME_RE, SEMVER_RE
 # The data classes parsing fills in live in core/manifest_model.py; imported here by their old address.
 from core.manifest_model import (BucketSpec, BudgetSpec, DegradeSpec, EventSpec,  # noqa: F401
@@ -30,7 +30,7 @@ def parse(text: str, path: str) -> tuple[Manifest | None, list[Problem]]:
         doc = tomli.loads(text)
     except tomli.TOMLDecodeError as e:
         return None, [Problem(path, "", f"not valid TOML: {e}")]
-    r = _Reader(path, problems)
+    r = Reader(path, problems)
     r.unknown(doc, {"name", "version", "description", "license", "requires", "knobs",
                     "metrics", "events", "budget", "variants", "bcc", "mitigation"}, "")
     name = r.get(doc, "name", "", str, required=True, default="")
@@ -71,7 +71,7 @@ def parse(text: str, path: str) -> tuple[Manifest | None, list[Problem]]:
                     variants=variants, bcc=bcc, mitigation=mitigation), []
 
 
-def _parse_knobs(r: _Reader, table: dict) -> dict:
+def _parse_knobs(r: Reader, table: dict) -> dict:
     knobs = {}
     for name, spec in table.items():
         where = f"knobs.{name}"
@@ -84,7 +84,7 @@ def _parse_knobs(r: _Reader, table: dict) -> dict:
     return knobs
 
 
-def _parse_metric(r: _Reader, t, where: str) -> MetricSpec | None:
+def _parse_metric(r: Reader, t, where: str) -> MetricSpec | None:
     if not isinstance(t, dict):
         r.bad(where, "expected a table")
         return None
@@ -127,7 +127,7 @@ def _parse_metric(r: _Reader, t, where: str) -> MetricSpec | None:
                       labels, buckets, total, max_series)
 
 
-def _parse_labels(r: _Reader, table: dict, where: str) -> dict:
+def _parse_labels(r: Reader, table: dict, where: str) -> dict:
     labels = {}
     for fld, spec in table.items():
         w = f"{where}.{fld}"
@@ -144,7 +144,7 @@ def _parse_labels(r: _Reader, table: dict, where: str) -> dict:
     return labels
 
 
-def _parse_buckets(r: _Reader, t: dict, where: str, mtype: str) -> BucketSpec | None:
+def _parse_buckets(r: Reader, t: dict, where: str, mtype: str) -> BucketSpec | None:
     b = r.get(t, "buckets", where, dict)
     if mtype != "histogram":
         if b is not None:
@@ -165,7 +165,7 @@ def _parse_buckets(r: _Reader, t: dict, where: str, mtype: str) -> BucketSpec | 
     return BucketSpec(scheme, r.get(b, "field", w, str), r.get(b, "min", w, int, default=0), width)
 
 
-def _parse_event(r: _Reader, t, where: str) -> EventSpec | None:
+def _parse_event(r: Reader, t, where: str) -> EventSpec | None:
     if not isinstance(t, dict):
         r.bad(where, "expected a table")
         return None
@@ -179,7 +179,7 @@ def _parse_event(r: _Reader, t, where: str) -> EventSpec | None:
     return EventSpec(where, map_, r.get(t, "drops", where, str), type_) if map_ else None
 
 
-def parse_budget(r: _Reader, t: dict, where: str, knobs: dict | None,
+def parse_budget(r: Reader, t: dict, where: str, knobs: dict | None,
                  complete: bool) -> BudgetSpec | None:
     """A budget table: the manifest's [budget] (`complete`: it must set a limit), or a config's
     programs.<name>.budget, whose fields override the manifest's one by one. `knobs`: the
@@ -214,7 +214,7 @@ def parse_budget(r: _Reader, t: dict, where: str, knobs: dict | None,
     return BudgetSpec(limits["ns_per_event"], limits["cpu_share"], degrade)
 
 
-def _no_duplicates(r: _Reader, names: list[str], where: str, what: str) -> None:
+def _no_duplicates(r: Reader, names: list[str], where: str, what: str) -> None:
     seen = set()
     for n in names:
         if n in seen:
