@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from e2ekit import CRASHES, PROGRAM, REPORT, LabSpec, bpfleet
+from e2ekit import CRASHES, PROGRAM, REPORT, ROOT, LabSpec, bpfleet
 from orchestrator.ansible.runner import ANSIBLE_PATHS   # the modules and their module_utils
 
 BASELINE = "1.0.0"    # what every test starts from
