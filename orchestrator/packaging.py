@@ -26,9 +26,6 @@ from pathlib import Path
 from core import registry as reg, resources
 from core.extras import require
 
-require("control", "Building the host wheelhouse", "packaging.requirements")
-from packaging.requirements import Requirement  # noqa: E402  (after the extra check)
-
 PROJECT = "bpfleet"
 # What a wheel of bpfleet is built from (with pyproject.toml), relative to the checkout: the
 # packages, bpfleet_data (symlinks) and the folders it points to.
@@ -115,7 +112,11 @@ def host_extras(otlp: bool = False, signing: bool = False) -> tuple[str, ...]:
 def requirements(requires: list[str], extras: tuple[str, ...], provided: list[str]) -> list[str]:
     """The requirements (Requires-Dist lines of bpfleet's metadata) a venv with bpfleet[extras]
     needs on this Python: the base ones plus each extra's, bpfleet[...] self-references
-    followed, markers evaluated here (the wheelhouse is built for this Python only)."""
+    followed, markers evaluated here (the wheelhouse is built for this Python only).
+    Needs the control extra (`packaging`); importing this module does not: a host's CLI
+    imports it for PackagingError."""
+    require("control", "Building the host wheelhouse", "packaging.requirements")
+    from packaging.requirements import Requirement
     unknown = sorted(set(extras) - set(provided))
     if unknown:
         raise PackagingError(f"{PROJECT} declares no extra {', '.join(unknown)} "

@@ -53,7 +53,7 @@ def test_a_hosts_cli_needs_none_of_the_control_machines_libraries():
     the parser registers every command, so no command may import these at parse time."""
     code = ("import sys\n"
             "for m in ('rich', 'ansible_runner', 'ansible', 'grafana_foundation_sdk', "
-            "'prometheus_client', 'cryptography', 'opentelemetry'):\n"
+            "'prometheus_client', 'cryptography', 'opentelemetry', 'packaging'):\n"
             "    sys.modules[m] = None\n"
             "import bpfleet.cli\n"
             "assert bpfleet.cli.parser().parse_args(['exporter', '--check']).check\n")

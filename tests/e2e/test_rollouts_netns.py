@@ -31,7 +31,7 @@ def planned_waves(fleet, rid: str) -> list[list[str]]:
 
 def test_good_version_reaches_every_netns_host(fleet, rollout):
     code, events, res = rollout("1.1.0")
-    assert (code, res["result"]) == (0, "succeeded"), res
+    assert (code, res["result"]) == (0, "succeeded"), f"{res}\n{events[-6:]}"
     waves = planned_waves(fleet, res["rollout"])
     assert waves[0] == [min(fleet.hosts)] and sorted(h for w in waves for h in w) == sorted(fleet.hosts)
     assert sorted(set(hosts_of(events, "preflight"))) == waves[0]   # one kernel build, one preflight host

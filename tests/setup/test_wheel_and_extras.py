@@ -39,8 +39,8 @@ def hide(monkeypatch, top: str, *fresh: str) -> None:
     ("orchestrator.ansible.runner", "ansible_runner", "control"),
     ("orchestrator.ansible.runner", "ansible", "control"),
     ("orchestrator.dashboards", "grafana_foundation_sdk", "dashboards"),
-    ("bpfleet.commands.views", "rich", "control"),
-    ("bpfleet.commands.progress", "rich", "control"),
+    ("bpfleet.commands.fleet.tables", "rich", "control"),
+    ("bpfleet.commands.fleet.progress", "rich", "control"),
     ("bpfleet.top.render", "rich", "control"),
 ])
 def test_a_boundary_without_its_library_names_its_extra(monkeypatch, module, hidden, extra):
@@ -79,7 +79,7 @@ CHECK = textwrap.dedent("""
     out["builtins"] = builtin_program_names()
     missing = {}
     for module in ("exporter.otlp.push", "core.signing", "orchestrator.dashboards",
-                   "orchestrator.ansible.runner", "bpfleet.commands.views"):
+                   "orchestrator.ansible.runner", "bpfleet.commands.fleet.tables"):
         try:
             __import__(module)
         except ImportError as e:
@@ -139,7 +139,7 @@ def test_the_wheel_installs_and_finds_its_data(installed, tmp_path):
         "core.signing": "Artifact signatures needs bpfleet[signing]",
         "orchestrator.dashboards": "Generating dashboards needs bpfleet[dashboards]",
         "orchestrator.ansible.runner": "Running Ansible needs bpfleet[control]",
-        "bpfleet.commands.views": "The terminal views needs bpfleet[control]",
+        "bpfleet.commands.fleet.tables": "The terminal views needs bpfleet[control]",
     }
 
 
