@@ -8,25 +8,25 @@ import argparse
 from orchestrator.engine.waves import parse_step
 
 
-def count(s: str) -> int:
-    """A whole number >= 0 (hosts, failures, forks, seconds of a timeout)."""
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {s!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0: {s!r}")
-    return v
+def number(convert, noun: str, minimum: float, inclusive: bool = True):
+    """An argparse type: `convert` (int or float) of the argument, at least `minimum` (or, with
+    inclusive=False, above it); the error says which."""
+    def parse(s: str):
+        try:
+            v = convert(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {noun}: {s!r}") from None
+        if v < minimum or (not inclusive and v == minimum):
+            raise argparse.ArgumentTypeError(f"must be {'>=' if inclusive else '>'} {minimum}: {s!r}")
+        return v
+    parse.__name__ = noun.split()[-1]
+    return parse
 
 
-def seconds(s: str) -> float:
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {s!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0: {s!r}")
-    return v
+count = number(int, "an integer", 0)                 # hosts, failures, forks, seconds of a timeout
+seconds = number(float, "a number of seconds", 0)
+positive_number = number(float, "a number", 0, inclusive=False)
+positive_count = number(int, "an integer", 1)
 
 
 def steps(s: str) -> tuple:

@@ -7,30 +7,11 @@ import re
 import sys
 import time
 
+from bpfleet.commands.args import positive_count, positive_number
 from bpfleet.top.model import DEFAULT_TOP
 from bpfleet.top.scrape import DEFAULT_URL
 
 EXIT_UNREACHABLE = 2
-
-
-def _positive_float(s: str) -> float:
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {s!r}") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0: {s!r}")
-    return v
-
-
-def _positive_int(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {s!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1: {s!r}")
-    return v
 
 
 def _regex(s: str) -> re.Pattern:
@@ -58,11 +39,11 @@ def add_parser(sub, registry_arg=None) -> None:
     p.add_argument("--url", type=_url, default=DEFAULT_URL,
                    help="exporter to watch, HOST:PORT or a URL (/metrics is added when the URL has "
                    "no path; default %(default)s)")
-    p.add_argument("--interval", type=_positive_float, default=2.0, metavar="SECONDS",
+    p.add_argument("--interval", type=positive_number, default=2.0, metavar="SECONDS",
                    help="seconds between scrapes; rates are over this interval (default %(default)s)")
     p.add_argument("--filter", type=_regex, metavar="REGEX",
                    help="only metrics whose name matches (re.search); default: all but bpfleet_*")
-    p.add_argument("--top", type=_positive_int, default=DEFAULT_TOP, metavar="N",
+    p.add_argument("--top", type=positive_count, default=DEFAULT_TOP, metavar="N",
                    help="series per metric, highest rate first (default %(default)s)")
     p.add_argument("--once", action="store_true",
                    help="scrape twice INTERVAL apart, print one frame and exit")
