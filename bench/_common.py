@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+import socket
 import statistics
 import tempfile
 from pathlib import Path
@@ -54,3 +55,14 @@ def machine() -> str:
 
 def best_median(xs: list[float]) -> tuple[float, float]:
     return min(xs), statistics.median(xs)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def status_kb(pid: int, field: str) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))

@@ -27,7 +27,6 @@ import os
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,24 +37,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import BPFFS, ROOT, machine  # noqa: E402
+from bench._common import BPFFS, ROOT, free_port, machine, status_kb  # noqa: E402
 
 BPFLEET = ROOT / ".venv" / "bin" / "bpfleet"
 HEAVY = ("libbcc", "libLLVM", "libclang")
 GOAL_MB = 45.0
 EXTRA_ENV: dict[str, str] = {}
 GOAL_IDLE_PERCENT = 0.3
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def status_kb(pid: int, field: str) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
 
 
 def rollup_kb(pid: int, field: str) -> int:

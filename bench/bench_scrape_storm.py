@@ -36,22 +36,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import BENCH_PROGRAMS, ROOT, Workspace, build_into, machine  # noqa: E402
+from bench._common import (BENCH_PROGRAMS, ROOT, Workspace, build_into, free_port, machine,  # noqa: E402
+                           status_kb)
 from bench.bench_scrape import MAP, fill  # noqa: E402
 
 _libbpf = C.CDLL("libbpf.so.1", use_errno=True)
 _libbpf.bpf_obj_get.argtypes = [C.c_char_p]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def status_kb(pid: int, field: str) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(ln.split()[1]) for ln in f if ln.startswith(field + ":"))
 
 
 def reset_peak(pid: int) -> None:
