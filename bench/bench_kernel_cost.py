@@ -63,7 +63,7 @@ FLOOR, BPFTRACE = "floor (empty raw_tp)", "bpftrace count()"
 PHASES = ["syscalls", "exec", "tcp", "biolatency", "runqlat", "oomkill"]
 EXTRA_PHASES = ["variants", "runqlat-variants"]  # only with --only
 
-_get_fd_by_id = ffi._lib.bpf_prog_get_fd_by_id
+_get_fd_by_id = ffi.lib.bpf_prog_get_fd_by_id
 _get_fd_by_id.restype, _get_fd_by_id.argtypes = C.c_int, [C.c_uint32]
 
 
@@ -76,7 +76,7 @@ def _die_with_parent() -> None:
 def prog_id(fd: int) -> int:
     info = uapi.bpf_prog_info()
     n = C.c_uint32(C.sizeof(info))
-    ffi._check(ffi._obj_get_info(fd, C.byref(info), C.byref(n)), "bpf_obj_get_info_by_fd")
+    ffi.check(ffi.obj_get_info(fd, C.byref(info), C.byref(n)), "bpf_obj_get_info_by_fd")
     return info.id
 
 

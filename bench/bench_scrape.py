@@ -92,8 +92,8 @@ class NaiveCollector:
         items = []
         key, value = C.create_string_buffer(self.key_size), C.create_string_buffer(self.value_size)
         prev = None
-        while ffi._get_next_key(self.fd, prev, key) == 0:
-            if ffi._lookup_elem(self.fd, key, value) == 0:
+        while ffi.get_next_key(self.fd, prev, key) == 0:
+            if ffi.lookup_elem(self.fd, key, value) == 0:
                 items.append((key.raw, value.raw))
             prev = key
         t1 = time.perf_counter()

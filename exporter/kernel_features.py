@@ -97,7 +97,7 @@ def _answer(r: Requirement) -> tuple[bool, str]:
         hid = lp.helper_id(r.name)
         if hid is None:
             return (not lp.kernel_btf()), f"the kernel has no helper bpf_{r.name}"
-        ptype = libbpf._prog_type_ids().get(r.target)
+        ptype = libbpf.prog_type_ids().get(r.target)
         if ptype is None or r.target == "tracing":   # libbpf cannot probe tracing programs' helpers
             return True, ""
         return lp.probe_helper(ptype, hid), f"bpf_{r.name} is not allowed in {r.target} programs"

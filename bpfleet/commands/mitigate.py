@@ -15,7 +15,8 @@ from bpfleet.commands.fleet.common import (UsageError, ansible_fleet, default_jo
 from core import manifest, registry as reg
 from core.listkinds import KINDS, encode_entries
 from core.mitigation import parse_duration
-from orchestrator.engine.mitigate import MitigationFleet, totals
+from orchestrator.ansible.mitigations import MitigationFleet
+from orchestrator.engine.mitigate import totals
 from orchestrator.engine.rollout import Options
 from orchestrator.engine.waves import DEFAULT_STEPS
 

@@ -28,10 +28,10 @@ class KernelStats:
 
 
 @functools.cache
-def _prog_type_ids() -> dict[str, int]:
+def prog_type_ids() -> dict[str, int]:
     names = {}
     for t in range(64):
-        s = ffi._prog_type_str(t)
+        s = ffi.prog_type_str(t)
         if s:
             names[s.decode()] = t
     return names
@@ -40,23 +40,23 @@ def _prog_type_ids() -> dict[str, int]:
 @functools.cache
 def probe_prog_type(name: str) -> bool:
     """Can this kernel load programs of the libbpf-named type `name` ("tracepoint", "lsm", ...)?"""
-    t = _prog_type_ids().get(name)
-    return t is not None and ffi._probe_prog_type(t, None) == 1
+    t = prog_type_ids().get(name)
+    return t is not None and ffi.probe_prog_type(t, None) == 1
 
 
 def map_type_name(type_id: int) -> str:
     """libbpf's name of a BPF map type number ("hash", "percpu_array", ...)."""
-    name = ffi._map_type_str(type_id)
+    name = ffi.map_type_str(type_id)
     return name.decode() if name else f"map type {type_id}"
 
 
 def known_prog_types() -> set[str]:
-    return set(_prog_type_ids())
+    return set(prog_type_ids())
 
 
 @functools.cache
 def num_possible_cpus() -> int:
-    return ffi._check(ffi._num_possible_cpus(), "libbpf_num_possible_cpus")
+    return ffi.check(ffi.num_possible_cpus(), "libbpf_num_possible_cpus")
 
 
 def enable_stats() -> int:
@@ -64,11 +64,11 @@ def enable_stats() -> int:
 
     The kernel turns them off again when the fd closes, also when we crash, so there is
     nothing to restore by hand."""
-    return ffi._check(ffi._enable_stats(uapi.BPF_STATS_RUN_TIME), "bpf_enable_stats")
+    return ffi.check(ffi.enable_stats(uapi.BPF_STATS_RUN_TIME), "bpf_enable_stats")
 
 
 def prog_stats(prog_fd: int) -> KernelStats:
     info = uapi.bpf_prog_info()
     n = C.c_uint32(C.sizeof(info))
-    ffi._check(ffi._obj_get_info(prog_fd, C.byref(info), C.byref(n)), "bpf_obj_get_info_by_fd")
+    ffi.check(ffi.obj_get_info(prog_fd, C.byref(info), C.byref(n)), "bpf_obj_get_info_by_fd")
     return KernelStats(info.run_time_ns, info.run_cnt, info.recursion_misses)

@@ -12,12 +12,12 @@ import os
 from . import ffi
 from .obj import read_btf_type
 
-_btf_load_vmlinux = ffi._fn("btf__load_vmlinux_btf", C.c_void_p)
-_btf_free = ffi._fn("btf__free", None, C.c_void_p)
-_btf_parse = ffi._fn("btf__parse", C.c_void_p, C.c_char_p, C.c_void_p)
-_btf_find = ffi._fn("btf__find_by_name_kind", C.c_int, C.c_void_p, C.c_char_p, C.c_uint32)
-_probe_helper = ffi._fn("libbpf_probe_bpf_helper", C.c_int, C.c_int, C.c_int, C.c_void_p)
-_prog_load = ffi._fn("bpf_prog_load", C.c_int, C.c_int, C.c_char_p, C.c_char_p, C.c_void_p,
+_btf_load_vmlinux = ffi.fn("btf__load_vmlinux_btf", C.c_void_p)
+_btf_free = ffi.fn("btf__free", None, C.c_void_p)
+_btf_parse = ffi.fn("btf__parse", C.c_void_p, C.c_char_p, C.c_void_p)
+_btf_find = ffi.fn("btf__find_by_name_kind", C.c_int, C.c_void_p, C.c_char_p, C.c_uint32)
+_probe_helper = ffi.fn("libbpf_probe_bpf_helper", C.c_int, C.c_int, C.c_int, C.c_void_p)
+_prog_load = ffi.fn("bpf_prog_load", C.c_int, C.c_int, C.c_char_p, C.c_char_p, C.c_void_p,
                      C.c_size_t, C.c_void_p)
 _libc = C.CDLL(None, use_errno=True)
 
@@ -39,7 +39,7 @@ class _ProgLoadOpts(C.Structure):
 
 class _VmlinuxBtf:
     def __init__(self):
-        with ffi._Capture():
+        with ffi.Capture():
             self.ptr = _btf_load_vmlinux()
 
     def find(self, name: str, kind: int) -> int | None:
@@ -77,7 +77,7 @@ def kernel_btf() -> bool:
 
 def btf_file_error(path: str) -> str | None:
     """None if libbpf can parse `path` as a BTF file (raw or an ELF with .BTF), else why not."""
-    with ffi._Capture() as lines:
+    with ffi.Capture() as lines:
         btf = _btf_parse(os.fsencode(path), None)
     if btf:
         _btf_free(btf)
@@ -108,7 +108,7 @@ def helper_id(name: str) -> int | None:
 
 @functools.cache
 def probe_helper(prog_type: int, helper: int) -> bool:
-    with ffi._Capture():
+    with ffi.Capture():
         return _probe_helper(prog_type, helper, None) == 1
 
 
@@ -123,7 +123,7 @@ def probe_trampoline(attach: str, func: str) -> int:
     opts = _ProgLoadOpts(sz=C.sizeof(_ProgLoadOpts), expected_attach_type=ATTACH_TYPES[attach],
                          attach_btf_id=btf_id)
     insns = C.create_string_buffer(_RETURN_0, len(_RETURN_0))
-    with ffi._Capture():
+    with ffi.Capture():
         fd = _prog_load(BPF_PROG_TYPE_TRACING, b"bpfleet_probe", b"GPL", insns, 2, C.byref(opts))
     if fd >= 0:
         os.close(fd)

@@ -48,7 +48,7 @@ class MapReader:
         done, token = 0, None
         while done < self.max_entries:
             count = C.c_uint32(self.max_entries - done)
-            rc = ffi._lookup_batch(self.fd, token, self._token_out,
+            rc = ffi.lookup_batch(self.fd, token, self._token_out,
                                    C.byref(self._keys, done * self.key_size),
                                    C.byref(self._values, done * self.value_stride),
                                    C.byref(count), C.byref(self._opts))
@@ -67,9 +67,9 @@ class MapReader:
     def _read_iter(self) -> int:
         n, prev = 0, None
         key = C.create_string_buffer(self.key_size)
-        while n < self.max_entries and ffi._get_next_key(self.fd, prev, key) == 0:
+        while n < self.max_entries and ffi.get_next_key(self.fd, prev, key) == 0:
             C.memmove(C.byref(self._keys, n * self.key_size), key, self.key_size)
-            if ffi._lookup_elem(self.fd, key, C.byref(self._values, n * self.value_stride)) == 0:
+            if ffi.lookup_elem(self.fd, key, C.byref(self._values, n * self.value_stride)) == 0:
                 n += 1
             prev = C.byref(self._keys, (n - 1) * self.key_size) if n else key
         return n
@@ -78,30 +78,30 @@ class MapReader:
 def update_batch(fd: int, keys: bytes, values: bytes, count: int) -> None:
     n = C.c_uint32(count)
     opts = uapi.bpf_map_batch_opts(C.sizeof(uapi.bpf_map_batch_opts), 0, 0)
-    ffi._check(ffi._update_batch(fd, keys, values, C.byref(n), C.byref(opts)),
+    ffi.check(ffi.update_batch(fd, keys, values, C.byref(n), C.byref(opts)),
                f"batch update on map fd {fd}")
 
 
 def lookup(fd: int, key: bytes, value_size: int) -> bytes | None:
     out = C.create_string_buffer(value_size)
-    return out.raw if ffi._lookup_elem(fd, key, out) == 0 else None
+    return out.raw if ffi.lookup_elem(fd, key, out) == 0 else None
 
 
 def update(fd: int, key: bytes, value: bytes, flags: int = 0) -> bool:
     """-> False when flags is BPF_NOEXIST and the key exists already."""
-    rc = ffi._update_elem(fd, key, value, flags)
+    rc = ffi.update_elem(fd, key, value, flags)
     if rc < 0 and flags == uapi.BPF_NOEXIST and -rc == errno.EEXIST:
         return False
-    ffi._check(rc, f"update map fd {fd}")
+    ffi.check(rc, f"update map fd {fd}")
     return True
 
 
 def delete(fd: int, key: bytes) -> bool:
     """-> False when the key was not there."""
-    rc = ffi._delete_elem(fd, key)
+    rc = ffi.delete_elem(fd, key)
     if rc < 0 and -rc == errno.ENOENT:
         return False
-    ffi._check(rc, f"delete from map fd {fd}")
+    ffi.check(rc, f"delete from map fd {fd}")
     return True
 
 
@@ -109,7 +109,7 @@ def keys(fd: int, key_size: int, limit: int) -> list[bytes]:
     """Every key of a map (any type, LPM tries too), by get_next_key."""
     out, prev = [], None
     key = C.create_string_buffer(key_size)
-    while len(out) < limit and ffi._get_next_key(fd, prev, key) == 0:
+    while len(out) < limit and ffi.get_next_key(fd, prev, key) == 0:
         out.append(key.raw)
         prev = C.create_string_buffer(key.raw, key_size)
     return out
@@ -132,22 +132,22 @@ class RingBuffer:
             on_event(C.string_at(data, size))
             self._taken += 1
             return _STOP if self._taken >= self._limit else 0
-        self._cb = ffi._RINGBUF_FN(cb)  # keep alive as long as the ring buffer
-        self._rb = ffi._check_ptr(ffi._ringbuf_new(fd, self._cb, None, None), f"ring buffer fd {fd}")
+        self._cb = ffi.RINGBUF_FN(cb)  # keep alive as long as the ring buffer
+        self._rb = ffi.check_ptr(ffi.ringbuf_new(fd, self._cb, None, None), f"ring buffer fd {fd}")
         self.size = size
         # The consumer and producer position pages, read-only, for the backlog (libbpf 1.1 has
         # no ring__avail_data_size()).
         self._positions = mmap.mmap(fd, 2 * mmap.PAGESIZE, mmap.MAP_SHARED, mmap.PROT_READ)
 
     def poll(self, timeout_ms: int) -> int:
-        return ffi._ringbuf_poll(self._rb, timeout_ms)
+        return ffi.ringbuf_poll(self._rb, timeout_ms)
 
     def consume(self, limit: int = 2**31 - 1) -> tuple[int, bool]:
         """-> (records handed on, whether it stopped at `limit` rather than at an empty ring)."""
         self._taken, self._limit = 0, max(1, limit)
-        rc = ffi._ringbuf_consume(self._rb)
+        rc = ffi.ringbuf_consume(self._rb)
         if rc < 0 and rc != _STOP:
-            ffi._check(rc, "ring_buffer__consume")
+            ffi.check(rc, "ring_buffer__consume")
         return self._taken, rc == _STOP
 
     def backlog_bytes(self) -> int:
@@ -158,7 +158,7 @@ class RingBuffer:
 
     def close(self) -> None:
         if self._rb:
-            ffi._ringbuf_free(self._rb)
+            ffi.ringbuf_free(self._rb)
             self._rb = None
         if self._positions is not None:
             self._positions.close()

@@ -64,34 +64,34 @@ class BpfObject:
         if btf_custom_path:
             opts = _OpenOpts(sz=C.sizeof(_OpenOpts), btf_custom_path=os.fsencode(btf_custom_path))
             self._opts = opts   # libbpf keeps the path string until load
-        with ffi._Capture() as lines:
-            self._obj = ffi._check_ptr(ffi._open_file(os.fsencode(path), C.byref(opts) if opts else None),
+        with ffi.Capture() as lines:
+            self._obj = ffi.check_ptr(ffi.open_file(os.fsencode(path), C.byref(opts) if opts else None),
                                        f"open {path}", lines)
-        self._maps = {_str(ffi._map_name(m)): m for m in _iter(ffi._next_map, self._obj)}
-        self._progs = {_str(ffi._prog_name(p)): p for p in _iter(ffi._next_prog, self._obj)}
+        self._maps = {_str(ffi.map_name(m)): m for m in _iter(ffi.next_map, self._obj)}
+        self._progs = {_str(ffi.prog_name(p)): p for p in _iter(ffi.next_prog, self._obj)}
         self._log_bufs: dict[str, C.Array] = {}
         self._links: list[int] = []
         self.loaded = False
 
     # ---- inspection (no privileges needed) ----
     def maps(self) -> dict[str, MapInfo]:
-        return {name: MapInfo(name, _str(ffi._map_type_str(ffi._map_type(m))),
-                              ffi._map_key_size(m), ffi._map_value_size(m),
-                              ffi._map_max_entries(m), ffi._map_key_type_id(m),
-                              ffi._map_value_type_id(m))
+        return {name: MapInfo(name, _str(ffi.map_type_str(ffi.map_type(m))),
+                              ffi.map_key_size(m), ffi.map_value_size(m),
+                              ffi.map_max_entries(m), ffi.map_key_type_id(m),
+                              ffi.map_value_type_id(m))
                 for name, m in self._maps.items()}
 
     def programs(self) -> list[ProgramInfo]:
-        return [ProgramInfo(name, _str(ffi._prog_section(p)),
-                            _str(ffi._prog_type_str(ffi._prog_type(p))))
+        return [ProgramInfo(name, _str(ffi.prog_section(p)),
+                            _str(ffi.prog_type_str(ffi.prog_type(p))))
                 for name, p in self._progs.items()]
 
     def btf_records(self) -> list[RawType | None]:
         """Every BTF type of the object as plain records; index = BTF type id (0 is void)."""
-        btf = ffi._obj_btf(self._obj)
+        btf = ffi.obj_btf(self._obj)
         if not btf:
             return [None]
-        return [None] + [read_btf_type(btf, i) for i in range(1, ffi._btf_type_cnt(btf))]
+        return [None] + [read_btf_type(btf, i) for i in range(1, ffi.btf_type_cnt(btf))]
 
     def section_map(self, section: str) -> str | None:
         """libbpf names a data section's map "<object prefix><section>", e.g. "syscalls.rodata"."""
@@ -101,26 +101,26 @@ class BpfObject:
     def write_initial(self, map_name: str, offset: int, data: bytes) -> None:
         """Patch a global's initial value (a `const volatile` knob lives in .rodata)."""
         size = C.c_size_t()
-        ptr = ffi._check_ptr(ffi._map_initial_value(self._maps[map_name], C.byref(size)),
+        ptr = ffi.check_ptr(ffi.map_initial_value(self._maps[map_name], C.byref(size)),
                              f"initial value of {map_name}")
         if offset + len(data) > size.value:
             raise LibbpfError(f"knob at {map_name}+{offset} beyond section size {size.value}", 22)
         C.memmove(ptr + offset, data, len(data))
 
     def reuse_map(self, map_name: str, fd: int) -> None:
-        ffi._check(ffi._map_reuse_fd(self._maps[map_name], fd), f"reuse map {map_name}")
+        ffi.check(ffi.map_reuse_fd(self._maps[map_name], fd), f"reuse map {map_name}")
 
     def set_autoload(self, prog_name: str, on: bool) -> None:
-        ffi._check(ffi._prog_set_autoload(self._progs[prog_name], on), f"autoload {prog_name}")
+        ffi.check(ffi.prog_set_autoload(self._progs[prog_name], on), f"autoload {prog_name}")
 
     def load(self) -> None:
         """Load into the kernel; on failure the error carries the tail of the verifier log."""
         for name, p in self._progs.items():
             buf = C.create_string_buffer(VERIFIER_LOG_SIZE)
             self._log_bufs[name] = buf
-            ffi._prog_set_log_buf(p, buf, VERIFIER_LOG_SIZE)
-        with ffi._Capture() as lines:
-            rc = ffi._obj_load(self._obj)
+            ffi.prog_set_log_buf(p, buf, VERIFIER_LOG_SIZE)
+        with ffi.Capture() as lines:
+            rc = ffi.obj_load(self._obj)
         # libbpf asks the kernel for a log only when a load fails: a filled buffer names the culprit.
         failed = [(n, b.value.decode(errors="replace")) for n, b in self._log_bufs.items() if b.value]
         self._log_bufs.clear()  # 1 MiB each; not needed after load
@@ -130,10 +130,10 @@ class BpfObject:
                    if (m := re.search(r"prog '(\w+)': BPF program load failed", line)) and m.group(1) in self._progs]
         if rc < 0 and failed:
             name, log = failed[0]
-            section = _str(ffi._prog_section(self._progs[name]))
+            section = _str(ffi.prog_section(self._progs[name]))
             raise LibbpfError(f"load program {name} (SEC(\"{section}\")) of {self.path}",
                               -rc, lines, log)
-        ffi._check(rc, f"load {self.path}", lines)
+        ffi.check(rc, f"load {self.path}", lines)
         self.loaded = True
 
     # ---- after load ----
@@ -141,11 +141,11 @@ class BpfObject:
         """Attach every loaded program; all or nothing. XDP programs attach to each of
         `interfaces`, cgroup programs to the cgroup v2 directory `cgroup`; the rest by section."""
         for name, p in self._progs.items():
-            if ffi._prog_fd(p) < 0:  # autoload disabled
+            if ffi.prog_fd(p) < 0:  # autoload disabled
                 continue
-            kind = _str(ffi._prog_type_str(ffi._prog_type(p)))
+            kind = _str(ffi.prog_type_str(ffi.prog_type(p)))
             for target, attach in self._attach_calls(name, p, kind, interfaces, cgroup):
-                with ffi._Capture() as lines:
+                with ffi.Capture() as lines:
                     link = attach()
                 if not link:
                     err = C.get_errno()
@@ -163,7 +163,7 @@ class BpfObject:
                 except OSError:
                     self.detach_all()
                     raise LibbpfError(f"attach program {name} to interface {ifname!r}: no such interface", 19)
-                yield f" to interface {ifname}", lambda i=ifindex: ffi._prog_attach_xdp(p, i)
+                yield f" to interface {ifname}", lambda i=ifindex: ffi.prog_attach_xdp(p, i)
         elif kind.startswith("cgroup"):
             if not cgroup:
                 raise LibbpfError(f"attach program {name}: a {kind} program needs a cgroup to attach to", 22)
@@ -173,15 +173,15 @@ class BpfObject:
                 self.detach_all()
                 raise LibbpfError(f"attach program {name} to cgroup {cgroup}", e.errno)
             try:
-                yield f" to cgroup {cgroup}", lambda: ffi._prog_attach_cgroup(p, fd)
+                yield f" to cgroup {cgroup}", lambda: ffi.prog_attach_cgroup(p, fd)
             finally:
                 os.close(fd)   # the link holds the cgroup
         else:
-            yield "", lambda: ffi._prog_attach(p)
+            yield "", lambda: ffi.prog_attach(p)
 
     def detach_all(self) -> None:
         while self._links:
-            ffi._link_destroy(self._links.pop())
+            ffi.link_destroy(self._links.pop())
 
     @property
     def attached(self) -> bool:
@@ -192,20 +192,20 @@ class BpfObject:
         os.makedirs(directory, exist_ok=True)
         for name, m in self._maps.items():
             if "." not in name:  # data sections are internal to the object
-                ffi._check(ffi._map_pin(m, os.fsencode(f"{directory}/map_{name}")), f"pin map {name}")
+                ffi.check(ffi.map_pin(m, os.fsencode(f"{directory}/map_{name}")), f"pin map {name}")
         for i, link in enumerate(self._links if links else ()):
-            ffi._check(ffi._link_pin(link, os.fsencode(f"{directory}/link_{i}")), f"pin link {i}")
+            ffi.check(ffi.link_pin(link, os.fsencode(f"{directory}/link_{i}")), f"pin link {i}")
 
     def map_fd(self, name: str) -> int:
-        return ffi._map_fd(self._maps[name])
+        return ffi.map_fd(self._maps[name])
 
     def program_fds(self) -> dict[str, int]:
-        return {n: fd for n, p in self._progs.items() if (fd := ffi._prog_fd(p)) >= 0}
+        return {n: fd for n, p in self._progs.items() if (fd := ffi.prog_fd(p)) >= 0}
 
     def close(self) -> None:
         if self._obj:
             self.detach_all()
-            ffi._obj_close(self._obj)
+            ffi.obj_close(self._obj)
             self._obj = None
 
     def __enter__(self):
@@ -216,11 +216,11 @@ class BpfObject:
 
 
 def read_btf_type(btf, type_id: int) -> RawType:
-    ptr = ffi._btf_type_by_id(btf, type_id)
+    ptr = ffi.btf_type_by_id(btf, type_id)
     t = uapi.btf_type.from_address(ptr)
     kind = uapi.BTF_KIND.get((t.info >> 24) & 0x1F, "unknown")
     vlen, kflag = t.info & 0xFFFF, bool(t.info >> 31)
-    name = _str(ffi._btf_name(btf, t.name_off))
+    name = _str(ffi.btf_name(btf, t.name_off))
     tail = ptr + C.sizeof(uapi.btf_type)
     items: tuple = ()
     if kind == "int":
@@ -231,15 +231,15 @@ def read_btf_type(btf, type_id: int) -> RawType:
         items = (a.type, a.nelems)
     elif kind in ("struct", "union"):
         ms = (uapi.btf_member * vlen).from_address(tail)
-        items = tuple((_str(ffi._btf_name(btf, m.name_off)), m.type,
+        items = tuple((_str(ffi.btf_name(btf, m.name_off)), m.type,
                        m.offset & 0xFFFFFF if kflag else m.offset,
                        m.offset >> 24 if kflag else 0) for m in ms)
     elif kind == "enum":
         es = (uapi.btf_enum * vlen).from_address(tail)
-        items = tuple((_str(ffi._btf_name(btf, e.name_off)), e.val) for e in es)
+        items = tuple((_str(ffi.btf_name(btf, e.name_off)), e.val) for e in es)
     elif kind == "enum64":
         es = (uapi.btf_enum64 * vlen).from_address(tail)
-        items = tuple((_str(ffi._btf_name(btf, e.name_off)), e.val_hi32 << 32 | e.val_lo32) for e in es)
+        items = tuple((_str(ffi.btf_name(btf, e.name_off)), e.val_hi32 << 32 | e.val_lo32) for e in es)
     elif kind == "datasec":
         vs = (uapi.btf_var_secinfo * vlen).from_address(tail)
         items = tuple((v.type, v.offset, v.size) for v in vs)

@@ -73,8 +73,9 @@ class AnsibleFleet:
         self._used.add(ident)
         return ident
 
-    def _run(self, playbook: str, hosts: list[str], extravars: dict, step: str,
-             check: bool = False) -> RunResult:
+    def playbook(self, playbook: str, hosts: list[str], extravars: dict, step: str,
+                 check: bool = False) -> RunResult:
+        """Run one playbook (of playbooks/) on these hosts, as journal step `step`."""
         ident = self._ident(step)
         t0 = time.monotonic()
         try:
@@ -110,7 +111,7 @@ class AnsibleFleet:
                 self._archives[key] = a
             return self._archives[key]
 
-    def _artifact_vars(self, artifact: Artifact) -> dict:
+    def artifact_vars(self, artifact: Artifact) -> dict:
         a = self._archive(artifact)
         return {"bpfleet_artifact_name": a.name, "bpfleet_artifact_version": a.version,
                 "bpfleet_artifact_digest": a.digest, "bpfleet_artifact_archive_b64": a.archive_b64,
@@ -119,7 +120,7 @@ class AnsibleFleet:
     # ---- Fleet ----
     def host_reports(self, hosts: list[str], program: str | None = None, step: str = "facts") -> RunResult:
         """facts.yml: kernel, BTF, CPUs and what the exporter runs, per host."""
-        return self._run("facts.yml", hosts, {"bpfleet_program_name": program or ""}, step)
+        return self.playbook("facts.yml", hosts, {"bpfleet_program_name": program or ""}, step)
 
     def facts(self, hosts: list[str], program: str) -> dict[str, HostFacts]:
         out = {}
@@ -140,7 +141,7 @@ class AnsibleFleet:
     def preflight(self, host: str, artifact: Artifact) -> Outcome:
         args = [f"--knob={k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in self.knobs.items()]
         args += [f"--trusted-key={HOST_KEYS_DIR}/{Path(k).name}" for k in self.trusted_keys]
-        r = self._run("preflight.yml", [host], {**self._artifact_vars(artifact), "bpfleet_verify_args": args},
+        r = self.playbook("preflight.yml", [host], {**self.artifact_vars(artifact), "bpfleet_verify_args": args},
                       f"preflight-{host}").hosts[host]
         rep = r.report if isinstance(r.report, dict) else None
         if not r.ok or rep is None:
@@ -151,7 +152,7 @@ class AnsibleFleet:
         return Outcome(host, False, (rep.get("error") or "refused") + (f" | verifier: {' / '.join(tail)}" if tail else ""))
 
     def upgrade(self, hosts: list[str], artifact: Artifact) -> dict[str, Outcome]:
-        run = self._run("upgrade.yml", hosts, self._artifact_vars(artifact), f"{self.phase or 'w'}-upgrade")
+        run = self.playbook("upgrade.yml", hosts, self.artifact_vars(artifact), f"{self.phase or 'w'}-upgrade")
         out = {}
         for h, r in run.hosts.items():
             rep = r.report if isinstance(r.report, dict) else None
@@ -167,12 +168,12 @@ class AnsibleFleet:
     def observe(self, hosts: list[str], program: str) -> dict[str, Observation]:
         if not hosts:
             return {}
-        run = self._run("status.yml", hosts, {"bpfleet_program_name": program}, f"{self.phase or 'w'}-observe")
+        run = self.playbook("status.yml", hosts, {"bpfleet_program_name": program}, f"{self.phase or 'w'}-observe")
         return {h: observation(h, r.report if r.ok else None) for h, r in run.hosts.items()}
 
     def rollback(self, hosts: list[str], program: str, versions: dict[str, str | None]) -> dict[str, Outcome]:
         step = f"rollback-{hosts[0]}" if len(hosts) == 1 else "rollback"
-        run = self._run("rollback.yml", hosts, {"bpfleet_program_name": program,
+        run = self.playbook("rollback.yml", hosts, {"bpfleet_program_name": program,
                                                 "bpfleet_rollback_versions": {h: versions.get(h) for h in hosts}}, step)
         out = {}
         for h, r in run.hosts.items():
@@ -194,7 +195,7 @@ class AnsibleFleet:
                      "bpfleet_install_programs": [
                          {"name": a.program, "version": a.version, "digest": a.digest,
                           "archive_b64": self._archive(a).archive_b64, "knobs": self.knobs} for a in programs]}
-        return self._run("install.yml", hosts, extravars, step, check=check)
+        return self.playbook("install.yml", hosts, extravars, step, check=check)
 
 
 def observation(host: str, rep) -> Observation:

@@ -161,7 +161,7 @@ def test_kill9_mid_scrape_then_restart_cleans_up(hard_exporters, crash_registry)
             assert_only_held_by(e, baseline, pids)
         # 100k keys: a scrape takes a good fraction of a second, so the kill lands inside one.
         pin = next(Path(pin_root, "benchmap").glob("*/map_bench_counts"))
-        get = ffi._lib.bpf_obj_get
+        get = ffi.lib.bpf_obj_get
         get.restype, get.argtypes = C.c_int, [C.c_char_p]
         fd = get(str(pin).encode())
         assert fd >= 0, pin

@@ -10,7 +10,7 @@ import pytest
 from core import manifest
 from harness import PROGRAMS_DIR
 from bpfleet.commands.fleet.common import UsageError
-from orchestrator.engine.mitigate import _outcome, host_mitigation, totals
+from orchestrator.engine.mitigate import host_mitigation, outcome, totals
 from bpfleet.commands.mitigate import settings_from
 
 
@@ -29,13 +29,13 @@ def test_reports_outcomes_and_totals():
     assert (t["hosts"], t["reachable"], t["running"], t["monitor"], t["would_block"], t["blocked"]) == (4, 3, 2, 2, 12, 0)
     assert t["not_running"] == {"c": "not_applicable: BPF-LSM is not active"}
     assert t["unreachable"] == {"d": "unreachable: ssh: connect timed out"}
-    assert _outcome(rows["a"], "a", "monitor").ok
-    assert not _outcome(rows["a"], "a", "enforce").ok          # asked for enforce, still monitor
-    out = _outcome(rows["c"], "c", "monitor")
+    assert outcome(rows["a"], "a", "monitor").ok
+    assert not outcome(rows["a"], "a", "enforce").ok          # asked for enforce, still monitor
+    out = outcome(rows["c"], "c", "monitor")
     assert not out.ok and out.error == "not_applicable: BPF-LSM is not active"
-    out = _outcome(rows["d"], "d", "monitor")
+    out = outcome(rows["d"], "d", "monitor")
     assert not out.ok and out.unreachable
-    assert not _outcome(None, "e", "monitor").ok
+    assert not outcome(None, "e", "monitor").ok
 
 
 def _args(**kw):
