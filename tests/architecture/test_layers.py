@@ -76,6 +76,30 @@ def test_no_private_names_across_modules():
     assert not private, "\n".join(private)
 
 
+def test_no_private_attributes_of_other_modules():
+    """`mod._name` on a module of ours imported under any name is the same leak as importing it."""
+    import ast
+    leaks = []
+    for mod, path in KNOWN.items():
+        tree = ast.parse(path.read_text())
+        aliases = {}
+        for n in ast.walk(tree):
+            if isinstance(n, ast.Import):
+                for a in n.names:
+                    if a.name in KNOWN and a.name != mod:
+                        aliases[a.asname or a.name.split(".")[0]] = a.name
+            elif isinstance(n, ast.ImportFrom) and n.module and not n.level:
+                for a in n.names:
+                    full = f"{n.module}.{a.name}"
+                    if full in KNOWN and full != mod:
+                        aliases[a.asname or a.name] = full
+        for n in ast.walk(tree):
+            if (isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in aliases
+                    and n.attr.startswith("_") and not n.attr.startswith("__")):
+                leaks.append(f"{mod}:{n.lineno} uses {aliases[n.value.id]}.{n.attr}")
+    assert not leaks, "\n".join(leaks)
+
+
 @pytest.mark.parametrize("library", sorted(BOUNDARIES))
 def test_one_module_per_outside_boundary(library):
     stray = [f"{i.source}:{i.line}" for i in IMPORTS
