@@ -27,15 +27,13 @@ struct {
 
 const struct cgroup_deny_event *const cgroup_deny_event_btf = 0;
 
-/* Count the match and the decision, report it; -> 1 to allow, 0 to refuse (EPERM). */
-static __always_inline int decide(__u64 *hits, enum cgroup_deny_reason reason, struct cgroup_deny_event *e)
+/* Count the match and the decision; -> 1 to allow, 0 to refuse (EPERM). */
+static __always_inline int decide(__u64 *hits, enum cgroup_deny_reason reason, __u32 action)
 {
-	struct decision_key key = { .action = bpfleet_action(), .reason = reason };
+	struct decision_key key = { .action = action, .reason = reason };
 
 	__sync_fetch_and_add(hits, 1);
-	if (e)
-		e->reason = reason;
-	return !bpfleet_decide(&key, key.action, e);
+	return !bpfleet_decide(&key, action);
 }
 
 SEC("cgroup/dev")
@@ -43,6 +41,7 @@ int deny_device(struct bpf_cgroup_dev_ctx *ctx)
 {
 	struct device_key key = { .type = ctx->access_type & 0xffff, .major = ctx->major, .minor = ctx->minor };
 	struct cgroup_deny_event *e;
+	__u32 action;
 	__u64 *hits;
 
 	if (!bpfleet_active())
@@ -58,15 +57,20 @@ int deny_device(struct bpf_cgroup_dev_ctx *ctx)
 	}
 	if (!hits)
 		return 1;
+	action = bpfleet_action();
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (e) {
 		__builtin_memset(e, 0, sizeof(*e));
+		e->reason = denied_device;
 		e->dev_type = ctx->access_type & 0xffff;
 		e->dev_major = ctx->major;
 		e->dev_minor = ctx->minor;
 		e->dev_access = ctx->access_type >> 16;
+		bpfleet_submit_task_event(e, action);
+	} else {
+		bpfleet_event_dropped();
 	}
-	return decide(hits, denied_device, e);
+	return decide(hits, denied_device, action);
 }
 
 SEC("cgroup/sysctl")
@@ -74,6 +78,7 @@ int deny_sysctl_write(struct bpf_sysctl *ctx)
 {
 	struct sysctl_key key = {};
 	struct cgroup_deny_event *e;
+	__u32 action;
 	__u64 *hits;
 
 	if (!bpfleet_active() || !ctx->write)
@@ -83,12 +88,17 @@ int deny_sysctl_write(struct bpf_sysctl *ctx)
 	hits = bpf_map_lookup_elem(&deny_sysctls, &key);
 	if (!hits)
 		return 1;
+	action = bpfleet_action();
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (e) {
 		__builtin_memset(e, 0, sizeof(*e));
+		e->reason = denied_sysctl_write;
 		__builtin_memcpy(e->sysctl, key.name, sizeof(e->sysctl));
+		bpfleet_submit_task_event(e, action);
+	} else {
+		bpfleet_event_dropped();
 	}
-	return decide(hits, denied_sysctl_write, e);
+	return decide(hits, denied_sysctl_write, action);
 }
 
 char LICENSE[] SEC("license") = "GPL";

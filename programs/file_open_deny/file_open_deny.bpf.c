@@ -69,8 +69,11 @@ int BPF_PROG(file_open, struct file *file, int ret)
 		e->flags = file->f_flags;
 		__builtin_memcpy(e->path, path->path, sizeof(e->path));
 		__builtin_memcpy(e->exe, exe->path, sizeof(e->exe));
+		bpfleet_submit_task_event(e, key.action);
+	} else {
+		bpfleet_event_dropped();
 	}
-	return bpfleet_decide(&key, key.action, e) ? -EPERM : 0;
+	return bpfleet_decide(&key, key.action) ? -EPERM : 0;
 }
 
 char LICENSE[] SEC("license") = "GPL";

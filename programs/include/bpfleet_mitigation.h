@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause */
 /*
  * What bpfleet's built-in mitigations share (docs/mitigations.md, "The program's side"): the
- * mode, decisions and events maps, the action label, the first members of every event, and
- * bpfleet_decide(), which counts a decision, reports it and says whether to block.
+ * mode, decisions and events maps, the action label, the first members of every event,
+ * bpfleet_decide(), which counts a decision and says whether to block, and the event submitters.
  *
  * Include after vmlinux.h, bpf_helpers.h and bpfleet.h, and before the program's own header.
  * That header declares the action enum with BPFLEET_ACTION_ENUM(), `struct decision_key` (the
@@ -51,7 +51,7 @@ struct bpfleet_path {
 /*
  * The first members of every event record, in this order: when, and what was decided. Events
  * of programs that run in a task's context (LSM, cgroup hooks) go on with who: the process,
- * its user and cgroup. bpfleet_emit() and bpfleet_decide() fill these in; the record's own
+ * its user and cgroup. bpfleet_submit_event() and bpfleet_submit_task_event() fill these in; the record's own
  * members follow. Members, not a nested struct, so that they decode as `pid`, not `head_pid`.
  */
 #define BPFLEET_COMM_LEN	16
@@ -108,41 +108,46 @@ static __always_inline __u32 bpfleet_action(void)
 }
 
 /*
- * Stamp an event from bpf_ringbuf_reserve(&events, ...) with the time and the action and
- * submit it; NULL (the ring buffer was full) counts a drop.
+ * Reporting a decision. The program reserves its event from `events` and tests the pointer
+ * exactly once: if it is there, it fills in its own members and submits it with
+ * bpfleet_submit_event() (or bpfleet_submit_task_event(), which also fills in who); if not,
+ * bpfleet_event_dropped() counts the loss. A helper that tests the pointer again would be
+ * wrong on older verifiers: 6.1's does not know that a pointer it has seen non-NULL cannot be
+ * NULL at a second test, walks the impossible branch and refuses the program with
+ * "Unreleased reference" (measured in the lab's 6.1 VM).
  */
-static __always_inline void bpfleet_emit(void *event, __u32 action)
+static __always_inline void bpfleet_event_dropped(void)
+{
+	__sync_fetch_and_add(&events_dropped, 1);
+}
+
+/* Stamp a reserved event (not NULL) with the time and the action, and submit it. */
+static __always_inline void bpfleet_submit_event(void *event, __u32 action)
 {
 	struct bpfleet_event *e = event;
 
-	if (!e) {
-		__sync_fetch_and_add(&events_dropped, 1);
-		return;
-	}
 	e->ts_ns = bpf_ktime_get_ns();
 	e->action = action;
 	bpf_ringbuf_submit(e, 0);
 }
 
-/*
- * A deny-list entry matched, in a task's context: count the decision under `key` (whose
- * action is `action`, from bpfleet_action()), fill in who it was and emit the event (reserved
- * from `events`, starting with BPFLEET_TASK_EVENT_HEADER, its own members filled in; NULL when
- * the reserve failed). -> true to refuse.
- */
-static __always_inline bool bpfleet_decide(const struct decision_key *key, __u32 action,
-					   void *event)
+/* The same for an event that starts with BPFLEET_TASK_EVENT_HEADER: who it was, too. */
+static __always_inline void bpfleet_submit_task_event(void *event, __u32 action)
 {
 	struct bpfleet_task_event *e = event;
 
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->uid = (__u32)bpf_get_current_uid_gid();
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	bpfleet_submit_event(e, action);
+}
+
+/* Count a decision under `key`, whose action is `action` (from bpfleet_action()). -> true to
+ * refuse. (struct decision_key is still incomplete here: the program's header completes it.) */
+static __always_inline bool bpfleet_decide(const struct decision_key *key, __u32 action)
+{
 	bpfleet_map_increment(&decisions, key, 1);
-	if (e) {
-		e->pid = bpf_get_current_pid_tgid() >> 32;
-		e->cgroup_id = bpf_get_current_cgroup_id();
-		e->uid = (__u32)bpf_get_current_uid_gid();
-		bpf_get_current_comm(e->comm, sizeof(e->comm));
-	}
-	bpfleet_emit(e, action);
 	return action == BPFLEET_BLOCKED;
 }
 

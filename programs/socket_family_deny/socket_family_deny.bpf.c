@@ -66,8 +66,11 @@ int BPF_PROG(socket_create, int family, int type, int protocol, int kern, int re
 		e->type = type;
 		e->protocol = protocol;
 		__builtin_memcpy(e->exe, exe->path, sizeof(e->exe));
+		bpfleet_submit_task_event(e, key.action);
+	} else {
+		bpfleet_event_dropped();
 	}
-	return bpfleet_decide(&key, key.action, e) ? -EPERM : 0;
+	return bpfleet_decide(&key, key.action) ? -EPERM : 0;
 }
 
 char LICENSE[] SEC("license") = "GPL";

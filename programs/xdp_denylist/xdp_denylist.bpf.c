@@ -45,7 +45,7 @@ static __always_inline int decide(struct xdp_md *ctx, __u64 *hits, enum xdp_deny
 	__u64 n;
 
 	n = __sync_fetch_and_add(hits, 1) + 1;
-	bpfleet_map_increment(&decisions, &key, 1);
+	bpfleet_decide(&key, key.action);
 	if ((n & (n - 1)) == 0) {
 		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 		if (e) {
@@ -55,8 +55,10 @@ static __always_inline int decide(struct xdp_md *ctx, __u64 *hits, enum xdp_deny
 			e->prefixlen = prefixlen;
 			e->family = family;
 			__builtin_memcpy(e->saddr, saddr, len);
+			bpfleet_submit_event(e, key.action);
+		} else {
+			bpfleet_event_dropped();
 		}
-		bpfleet_emit(e, key.action);
 	}
 	return key.action == blocked ? XDP_DROP : XDP_PASS;
 }
