@@ -20,8 +20,6 @@ from orchestrator import packaging
 from orchestrator.engine.fleet import Artifact, HostFacts, Outcome
 from orchestrator.engine.gates import Observation
 from orchestrator.ansible.runner import RunResult, Timeouts, run_playbook
-# `ansible --list-hosts` runs in runner.py, the one module that runs Ansible; the CLI reads it here.
-from orchestrator.ansible.runner import inventory_hosts  # noqa: F401
 
 HOST_KEYS_DIR = "/etc/bpfleet/keys"   # where the bpfleet_exporter role puts trusted keys
 

@@ -1,24 +1,13 @@
 """The counting tests load BPF programs into this kernel: root and clang, or skipped."""
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
-import pytest
+from needs import skip_folder_unless_able
 
 
 def pytest_collection_modifyitems(config, items):
-    reason = None
-    if os.geteuid() != 0:
-        reason = "the counting tests load BPF programs: run as root"
-    elif shutil.which("clang") is None:
-        reason = "the counting tests build BPF programs with clang"
-    if reason:
-        here = Path(__file__).parent
-        for item in items:
-            if here in Path(str(item.fspath)).parents:
-                item.add_marker(pytest.mark.skip(reason=reason))
+    skip_folder_unless_able(items, Path(__file__).parent, "the counting tests", ("clang",))
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -1,26 +1,17 @@
 """Fixtures for the real-kernel integration tests (see harness.py)."""
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 
 from harness import BUILTINS, PROGRAMS_DIR, REPORT, TRACKER, Exporter, build
+from needs import skip_folder_unless_able
 
 
 def pytest_collection_modifyitems(config, items):
-    reason = None
-    if os.geteuid() != 0:
-        reason = "integration tests load BPF programs: run as root"
-    elif shutil.which("bpftool") is None or shutil.which("clang") is None:
-        reason = "integration tests need bpftool and clang"
-    if reason:
-        here = Path(__file__).parent
-        for item in items:
-            if here in Path(str(item.fspath)).parents:
-                item.add_marker(pytest.mark.skip(reason=reason))
+    skip_folder_unless_able(items, Path(__file__).parent, "integration tests", ("bpftool", "clang"))
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -91,7 +91,7 @@ def ansible_fleet(args, inventory: str, registry: str, journal: J.Journal, knobs
 
 def select_hosts(args) -> list[str]:
     """The inventory's hosts that --limit matches (at least one)."""
-    from orchestrator.ansible.fleet import inventory_hosts
+    from orchestrator.ansible.runner import inventory_hosts
     if not Path(args.inventory).is_file():
         raise UsageError(f"inventory {args.inventory}: no such file")
     hosts = inventory_hosts(args.inventory, args.limit)
